@@ -1,0 +1,19 @@
+"""HF-transformers runner: score causal LMs on prize-format tasks, per example.
+
+Needs the ``runner`` extra (``pip install 'scalingfit[runner]'``); torch and transformers are
+imported only when a model is scored, so importing this package stays light.
+
+Examples
+--------
+>>> from scalingfit.runner import evaluate, read_results_dir      # doctest: +SKIP
+>>> evaluate("task.jsonl", family="pythia", out="results/")        # doctest: +SKIP
+>>> table = read_results_dir("results/")                           # doctest: +SKIP
+"""
+
+from .families import family_models, load_model_families, lookup_model
+from .run import DEFAULT_BATCH_TOKENS, evaluate
+from .store import COLUMNS, read_results_dir
+from .tasks import TASK_TYPES, Task, load_task
+
+__all__ = ["evaluate", "load_task", "load_model_families", "family_models", "lookup_model",
+           "read_results_dir", "Task", "TASK_TYPES", "COLUMNS", "DEFAULT_BATCH_TOKENS"]

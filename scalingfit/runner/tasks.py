@@ -1,0 +1,313 @@
+"""Task loading: Inverse Scaling Prize formats, validated before any model is loaded.
+
+Three task types are read from a CSV or JSONL file, or from a Hugging Face dataset id:
+
+* ``classification`` -- ``prompt``, ``classes``, ``answer_index``;
+* ``sequence_prob`` -- ``prompt``, ``completion``;
+* ``logodds`` -- ``prompt``, ``other_prompt``, ``classes`` (two), ``answer_index``.
+
+Every row is checked at the door; a malformed row fails with its row number (counted from 0,
+the same number that becomes its ``example_id`` unless the task has an ``id`` column).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..exceptions import DataValidationError
+
+__all__ = ["Task", "TaskType", "load_task", "TASK_TYPES"]
+
+
+def _classification_requests(ex) -> list[tuple[str, list[str]]]:
+    return [(ex.prompt, list(ex.classes))]
+
+
+def _sequence_requests(ex) -> list[tuple[str, list[str]]]:
+    return [(ex.prompt, [ex.completion])]
+
+
+def _logodds_requests(ex) -> list[tuple[str, list[str]]]:
+    return [(ex.prompt, list(ex.classes)), (ex.other_prompt, list(ex.classes))]
+
+
+def _class_stats(logprobs, answer: int) -> dict:
+    """Prize classification metrics from summed class log-probs (natural log)."""
+    lp = np.asarray(logprobs, dtype=float)
+    total = np.logaddexp.reduce(lp)
+    correct = bool(np.argmax(lp) == answer)
+    return {"loss": float(total - lp[answer]), "logprob_correct": float(lp[answer]),
+            "coverage": float(np.exp(total)), "correct": correct}
+
+
+def _classification_metrics(ex, scored) -> dict:
+    (logprobs, ntokens), = scored
+    per_token = np.asarray(logprobs) / np.maximum(np.asarray(ntokens), 1)
+    stats = _class_stats(logprobs, ex.answer_index)
+    return {"score": float(stats["correct"]), "metric": "accuracy", **stats,
+            "correct_per_token": bool(np.argmax(per_token) == ex.answer_index),
+            "class_logprobs": json.dumps(logprobs), "class_ntokens": json.dumps(ntokens)}
+
+
+def _sequence_metrics(ex, scored) -> dict:
+    ([logprob], [ntokens]), = scored
+    return {"score": float(logprob), "metric": "neg_loss", "loss": -float(logprob),
+            "logprob_correct": float(logprob), "class_logprobs": json.dumps([logprob]),
+            "class_ntokens": json.dumps([ntokens])}
+
+
+def _logodds_metrics(ex, scored) -> dict:
+    (logprobs, ntokens), (other_logprobs, other_ntokens) = scored
+    diff = (logprobs[0] - logprobs[1]) - (other_logprobs[0] - other_logprobs[1])
+    diff = -diff if ex.answer_index == 1 else diff
+    stats = _class_stats(other_logprobs, ex.answer_index)
+    return {"score": float(diff > 0), "metric": "accuracy", "logodds_diff": float(diff),
+            "correct": stats["correct"], "coverage": stats["coverage"],
+            "class_logprobs": json.dumps(logprobs), "class_ntokens": json.dumps(ntokens),
+            "other_class_logprobs": json.dumps(other_logprobs),
+            "other_class_ntokens": json.dumps(other_ntokens)}
+
+
+@dataclass(frozen=True)
+class TaskType:
+    """One task format: its columns, what to score, and how scores become metrics.
+
+    Attributes
+    ----------
+    name : str
+    columns : tuple of str
+        Required columns.
+    requests : callable
+        ``requests(example) -> [(context, [continuation, ...]), ...]``.
+    metrics : callable
+        ``metrics(example, scored) -> dict`` where ``scored`` holds, per request,
+        ``(summed log-probs, token counts)`` of its continuations.
+    """
+
+    name: str
+    columns: tuple
+    requests: object
+    metrics: object
+
+
+#: the task formats of the Inverse Scaling Prize, one record each
+TASK_TYPES = {t.name: t for t in (
+    TaskType("classification", ("prompt", "classes", "answer_index"),
+             _classification_requests, _classification_metrics),
+    TaskType("sequence_prob", ("prompt", "completion"), _sequence_requests, _sequence_metrics),
+    TaskType("logodds", ("prompt", "other_prompt", "classes", "answer_index"),
+             _logodds_requests, _logodds_metrics),
+)}
+_FILE_SUFFIXES = (".csv", ".jsonl", ".json")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A validated task, ready to score.
+
+    Attributes
+    ----------
+    name : str
+        Task name written to the ``task`` column (default: the file's stem).
+    type : str
+        One of :data:`TASK_TYPES`.
+    examples : pandas.DataFrame
+        One row per example: ``example_id`` (str) plus the type's columns; ``classes`` holds
+        Python lists of str and ``answer_index`` ints.
+    """
+
+    name: str
+    type: str
+    examples: pd.DataFrame
+
+    @property
+    def spec(self) -> TaskType:
+        """The :class:`TaskType` record of this task."""
+        return TASK_TYPES[self.type]
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __repr__(self) -> str:
+        return f"<Task name={self.name!r} type={self.type!r} examples={len(self)}>"
+
+
+def load_task(source, *, task_type: str | None = None, name: str | None = None,
+              split: str = "train") -> Task:
+    """Read and validate a task.
+
+    Parameters
+    ----------
+    source : str, pathlib.Path, pandas.DataFrame or Task
+        A ``.csv`` / ``.jsonl`` / ``.json`` (JSON lines) file, a Hugging Face dataset id
+        (``owner/name``, needs the ``datasets`` package and a network), a DataFrame, or a
+        :class:`Task` (returned unchanged).
+    task_type : {"classification", "sequence_prob", "logodds"}, optional
+        Default: inferred from the columns (``completion`` -> sequence_prob,
+        ``other_prompt`` -> logodds, else classification).
+    name : str, optional
+        Task name for the ``task`` column. Default: the file stem or dataset id.
+    split : str, default "train"
+        Dataset split, for Hugging Face dataset ids only.
+
+    Returns
+    -------
+    Task
+
+    Raises
+    ------
+    DataValidationError
+        A required column is missing, or a row is malformed (the message gives the row number).
+    """
+    if isinstance(source, Task):
+        return source
+    frame, default_name = _read_source(source, split)
+    task_type = task_type or _infer_type(frame)
+    if task_type not in TASK_TYPES:
+        raise DataValidationError(
+            f"task_type must be one of {sorted(TASK_TYPES)}; got {task_type!r}.")
+    examples = _validate(frame, task_type)
+    if "classes" in examples:
+        _warn_leading_space(examples)
+    return Task(name=name or default_name, type=task_type, examples=examples)
+
+
+def _read_source(source, split: str) -> tuple[pd.DataFrame, str]:
+    """Return the raw table and a default task name."""
+    if isinstance(source, pd.DataFrame):
+        return source.reset_index(drop=True), "task"
+    path = Path(source)
+    if path.exists():
+        return _read_file(path), path.name.split(".")[0]
+    if path.suffix.lower() in _FILE_SUFFIXES or str(source).count("/") != 1:
+        raise DataValidationError(
+            f"task file {str(source)!r} does not exist; give a .csv or .jsonl file, or a "
+            "Hugging Face dataset id such as 'inverse-scaling/NeQA'.")
+    return _read_hub_dataset(str(source), split), str(source).split("/")[-1]
+
+
+def _read_file(path: Path) -> pd.DataFrame:
+    """Read a CSV or JSON-lines file, keeping every cell as read (no type guessing)."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return pd.read_csv(path, dtype=object, keep_default_na=False)
+    if suffix in (".jsonl", ".json"):
+        with path.open(encoding="utf-8") as fh:
+            records = [json.loads(line) for line in fh if line.strip()]
+        return pd.DataFrame.from_records(records)
+    raise DataValidationError(
+        f"task file {str(path)!r} has suffix {suffix!r}; expected one of {list(_FILE_SUFFIXES)}.")
+
+
+def _read_hub_dataset(dataset_id: str, split: str) -> pd.DataFrame:
+    """Load a Hugging Face dataset split as a DataFrame (needs ``datasets`` and a network)."""
+    try:
+        import datasets
+    except ImportError as err:
+        raise ImportError(
+            f"loading the Hugging Face dataset {dataset_id!r} needs the 'datasets' package: "
+            "pip install datasets (or download the task as CSV/JSONL).") from err
+    return datasets.load_dataset(dataset_id, split=split).to_pandas()
+
+
+def _infer_type(frame: pd.DataFrame) -> str:
+    if "completion" in frame:
+        return "sequence_prob"
+    if "other_prompt" in frame:
+        return "logodds"
+    return "classification"
+
+
+def _validate(frame: pd.DataFrame, task_type: str) -> pd.DataFrame:
+    """Check columns and every row; return the canonical examples table."""
+    required = TASK_TYPES[task_type].columns
+    missing = [c for c in required if c not in frame]
+    if missing:
+        raise DataValidationError(
+            f"{task_type} task is missing column {missing[0]!r}; got {list(frame.columns)}. "
+            f"A {task_type} task needs columns {list(required)}.")
+    out = pd.DataFrame({"example_id": _example_ids(frame)})
+    for col in ("prompt", "other_prompt", "completion"):
+        if col in required:
+            out[col] = [_text(v, col, i) for i, v in enumerate(frame[col])]
+    if "classes" in required:
+        out["classes"] = [_classes(v, i, task_type) for i, v in enumerate(frame["classes"])]
+        out["answer_index"] = [_answer_index(v, len(c), i) for i, (v, c) in
+                               enumerate(zip(frame["answer_index"], out["classes"]))]
+    return out
+
+
+def _example_ids(frame: pd.DataFrame) -> list[str]:
+    """Stable example ids: the ``id`` column when present (must be unique), else the row index."""
+    if "id" not in frame:
+        return [str(i) for i in range(len(frame))]
+    ids = [str(v) for v in frame["id"]]
+    seen: dict[str, int] = {}
+    for i, v in enumerate(ids):
+        if v in seen:
+            raise DataValidationError(
+                f"task row {i}: id {v!r} repeats row {seen[v]}; ids must be unique.")
+        seen[v] = i
+    return ids
+
+
+def _text(value, column: str, row: int) -> str:
+    if not isinstance(value, str):
+        raise DataValidationError(
+            f"task row {row}: {column!r} must be text; got {type(value).__name__} {value!r}.")
+    return value
+
+
+def _classes(value, row: int, task_type: str) -> list[str]:
+    """Parse a classes cell (list, or a string holding a Python/JSON list) and check it."""
+    parsed = value
+    if isinstance(value, str):
+        try:
+            parsed = ast.literal_eval(value)
+        except (ValueError, SyntaxError) as err:
+            raise DataValidationError(
+                f"task row {row}: 'classes' must be a list of strings; could not parse "
+                f"{value[:60]!r}.") from err
+    if hasattr(parsed, "tolist"):
+        parsed = parsed.tolist()
+    if not isinstance(parsed, (list, tuple)) or not parsed:
+        raise DataValidationError(
+            f"task row {row}: 'classes' must be a non-empty list of strings; got {value!r}.")
+    if not all(isinstance(c, str) and c for c in parsed):
+        raise DataValidationError(
+            f"task row {row}: every class must be a non-empty string; got {list(parsed)!r}.")
+    if task_type == "logodds" and len(parsed) != 2:
+        raise DataValidationError(
+            f"task row {row}: a logodds task needs exactly 2 classes; got {len(parsed)}.")
+    return list(parsed)
+
+
+def _answer_index(value, n_classes: int, row: int) -> int:
+    try:
+        index = int(str(value).strip()) if not isinstance(value, bool) else None
+    except ValueError:
+        index = None
+    if index is None or not 0 <= index < n_classes:
+        raise DataValidationError(
+            f"task row {row}: answer_index must be an integer in 0..{n_classes - 1} "
+            f"for its {n_classes} classes; got {value!r}.")
+    return index
+
+
+def _warn_leading_space(examples: pd.DataFrame) -> None:
+    """Warn once, with a count, about classes with no space between them and the prompt."""
+    bare = sum(not c[0].isspace() for p, cs in zip(examples["prompt"], examples["classes"])
+               if not p[-1:].isspace() for c in cs)
+    if bare:
+        warnings.warn(
+            f"{bare} class string(s) do not start with a space; with most tokenizers "
+            "' Paris' and 'Paris' are different tokens. Prize-format classes usually start "
+            "with a space (a trailing space on the prompt is moved onto the class).",
+            UserWarning, stacklevel=3)

@@ -1,0 +1,147 @@
+"""The runner's metrics against the naive reference scorer, and tokenisation pitfalls."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+from conftest import classification_rows, write_jsonl
+from naive import naive_classification, naive_logodds, naive_logprob, naive_sequence
+
+from scalingfit.runner import evaluate
+
+TOL = 1e-5
+
+
+@pytest.fixture(scope="module")
+def loaded(model_dirs):
+    """Models and tokenizers loaded once per module, by path."""
+    from scalingfit.runner.scoring import load_model
+
+    return {name: load_model(path) for name, path in model_dirs.items()}
+
+
+def _run(task, path, **kwargs):
+    return evaluate(task, [path], progress=False, device="cpu", **kwargs)
+
+
+@pytest.mark.parametrize("name", ["gpt2-32", "opt-32", "neox-32"])
+def test_classification_matches_naive(name, model_dirs, loaded, classification_task):
+    """Every class log-prob, token count and derived metric, for three architectures."""
+    model, tok = loaded[name]
+    got = _run(classification_task, model_dirs[name])
+    for row, (_, out) in zip(classification_rows(), got.iterrows()):
+        ref = naive_classification(model, tok, row)
+        np.testing.assert_allclose(json.loads(out.class_logprobs), ref["class_logprobs"],
+                                   atol=TOL, rtol=0)
+        assert json.loads(out.class_ntokens) == ref["class_ntokens"]
+        for col in ("loss", "coverage", "logprob_correct"):
+            assert out[col] == pytest.approx(ref[col], abs=TOL)
+        assert bool(out.correct) == ref["correct"]
+        assert out.score == float(ref["correct"])
+        assert out.metric == "accuracy"
+
+
+@pytest.mark.parametrize("name", ["gpt2-64", "opt-32"])
+def test_sequence_prob_matches_naive(name, model_dirs, loaded, sequence_task):
+    model, tok = loaded[name]
+    got = _run(sequence_task, model_dirs[name])
+    rows = [json.loads(line) for line in open(sequence_task)]
+    for row, (_, out) in zip(rows, got.iterrows()):
+        ref = naive_sequence(model, tok, row)
+        assert out.loss == pytest.approx(ref["loss"], abs=TOL)
+        assert out.score == pytest.approx(-ref["loss"], abs=TOL)
+        assert json.loads(out.class_ntokens) == ref["class_ntokens"]
+    assert set(got["metric"]) == {"neg_loss"}
+
+
+@pytest.mark.parametrize("name", ["gpt2-96", "opt-32"])
+def test_logodds_matches_naive(name, model_dirs, loaded, logodds_task):
+    model, tok = loaded[name]
+    got = _run(logodds_task, model_dirs[name])
+    rows = [json.loads(line) for line in open(logodds_task)]
+    for row, (_, out) in zip(rows, got.iterrows()):
+        ref = naive_logodds(model, tok, row)
+        assert out.logodds_diff == pytest.approx(ref, abs=TOL)
+        assert out.score == float(ref > 0)
+
+
+def test_scores_do_not_depend_on_batching(model_dirs, classification_task):
+    """One item per batch, a mid-size budget and everything in one batch agree."""
+    path = model_dirs["gpt2-32"]
+    runs = [_run(classification_task, path, batch_tokens=b) for b in (1, 64, 100_000)]
+    base = np.array([json.loads(v) for v in runs[0]["class_logprobs"]], dtype=object)
+    for other in runs[1:]:
+        for a, b in zip(base, other["class_logprobs"]):
+            np.testing.assert_allclose(a, json.loads(b), atol=TOL, rtol=0)
+
+
+def test_tokenizer_padding_side_is_irrelevant(model_dirs, tmp_path, loaded):
+    """The runner pads itself; a tokenizer saved with left padding gives the same scores."""
+    from transformers import AutoTokenizer
+
+    src = model_dirs["gpt2-32"]
+    tok = AutoTokenizer.from_pretrained(src)
+    assert tok.pad_token is None  # the missing-pad-token pitfall: the runner must cope
+    tok.padding_side = "left"
+    model, _ = loaded["gpt2-32"]
+    model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    task = write_jsonl(tmp_path / "t.jsonl", classification_rows())
+    a, b = _run(task, src, batch_tokens=100_000), _run(task, str(tmp_path / "m"),
+                                                       batch_tokens=100_000)
+    for x, y in zip(a["class_logprobs"], b["class_logprobs"]):
+        np.testing.assert_allclose(json.loads(x), json.loads(y), atol=TOL, rtol=0)
+
+
+def test_trailing_space_moves_onto_the_continuation(model_dirs, loaded, tmp_path):
+    """'Answer: ' + 'yes' scores exactly like 'Answer:' + ' yes'."""
+    rows = [{"prompt": "Question: Is the sky blue? Answer: ", "classes": ["yes", "no"],
+             "answer_index": 0},
+            {"prompt": "Question: Is the sky blue? Answer:", "classes": [" yes", " no"],
+             "answer_index": 0}]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the moved space counts: no leading-space warning
+        got = _run(write_jsonl(tmp_path / "t.jsonl", rows), model_dirs["gpt2-32"])
+    assert got.class_logprobs[0] == got.class_logprobs[1]
+    assert got.class_ntokens[0] == got.class_ntokens[1]
+
+
+def test_bos_tokenizer_class_length_is_not_len_tok_class(model_dirs, loaded):
+    """OPT-style BOS: the class's token count excludes BOS, unlike ``len(tok(class))``."""
+    from scalingfit.runner.scoring import encode_request
+
+    _, tok = loaded["opt-32"]
+    assert tok(" yes")["input_ids"][0] == tok.bos_token_id
+    enc = encode_request(tok, "Question: Is the sky blue? Answer:", [" yes", " no"])
+    assert enc.context[0] == tok.bos_token_id
+    whole = tok("Question: Is the sky blue? Answer: yes")["input_ids"]
+    assert enc.context + enc.continuations[0] == tuple(whole)
+    assert len(enc.continuations[0]) == len(tok(" yes")["input_ids"]) - 1
+
+
+def test_split_at_prompt_length_not_class_length(loaded):
+    """Continuation ids come from the joint tokenisation, split at the prompt's length."""
+    from scalingfit.runner.scoring import encode_request
+
+    _, tok = loaded["gpt2-32"]
+    prompt, cls = "The cat sat on the", " mat."
+    enc = encode_request(tok, prompt, [cls])
+    whole = tok(prompt + cls)["input_ids"]
+    assert enc.continuations[0] == tuple(whole[len(tok(prompt)["input_ids"]):])
+
+
+def test_empty_prompt_conditions_on_bos(model_dirs, loaded, tmp_path):
+    model, tok = loaded["gpt2-32"]
+    row = {"prompt": "", "completion": "The cat sat on the mat."}
+    got = _run(write_jsonl(tmp_path / "t.jsonl", [row]), model_dirs["gpt2-32"])
+    assert got.loss[0] == pytest.approx(-naive_logprob(model, tok, "", row["completion"])[0],
+                                        abs=TOL)
+
+
+def test_long_prompt_is_cut_from_the_left(model_dirs, loaded, tmp_path):
+    """A prompt longer than the model's context keeps its last tokens."""
+    row = {"prompt": "The cat sat on the mat. " * 200 + "Answer:", "classes": [" yes", " no"],
+           "answer_index": 0}
+    got = _run(write_jsonl(tmp_path / "t.jsonl", [row]), model_dirs["gpt2-32"])
+    assert np.isfinite(json.loads(got.class_logprobs[0])).all()

@@ -11,6 +11,9 @@ import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# one intra-op thread: on a shared 2-core machine, tiny models run ~30x slower with two
+# spinning OpenMP threads; subprocesses inherit this too
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")

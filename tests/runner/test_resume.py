@@ -1,0 +1,113 @@
+"""Resumability: a run killed partway (a real separate process) completes on re-run with
+exactly the rows of an uninterrupted run, and nothing is duplicated."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import classification_rows, write_jsonl
+
+from scalingfit.runner import evaluate, read_results_dir
+from scalingfit.runner.store import safe_name
+
+ROOT = Path(__file__).resolve().parents[2]
+KEYS = ["model", "task", "example_id"]
+
+
+def _cli(task, models, out, env_extra=None):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT),
+           **(env_extra or {})}
+    cmd = [sys.executable, "-m", "scalingfit.runner.cli", "run", "--task", str(task),
+           "--models", *models, "--out", str(out), "--batch-tokens", "1", "--device", "cpu",
+           "--no-progress"]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _sorted(frame):
+    return frame.sort_values(KEYS).reset_index(drop=True)
+
+
+def _assert_same_rows(resumed, reference):
+    assert not resumed.duplicated(KEYS).any()
+    pd.testing.assert_frame_equal(_sorted(resumed), _sorted(reference), check_exact=False,
+                                  rtol=0, atol=1e-9)
+
+
+@pytest.fixture
+def three_models(model_dirs):
+    return [model_dirs[k] for k in ("gpt2-32", "gpt2-64", "gpt2-96")]
+
+
+def test_exit_mid_model_resumes_exactly(three_models, tmp_path):
+    """The process dies (os._exit, as a kill) after 10 stored batches: model 1 (7 batches)
+    is final, model 2 holds 3 partial rows, model 3 nothing; the re-run completes."""
+    task = write_jsonl(tmp_path / "t.jsonl", classification_rows())
+    out = tmp_path / "out"
+    proc = _cli(task, three_models, out, {"SCALINGFIT_RUNNER_EXIT_AFTER_BATCHES": "10"})
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 75, err.decode()[-2000:]
+    names = [Path(m).name for m in three_models]
+    assert (out / f"{names[0]}.parquet").exists()
+    assert not (out / f"{names[1]}.parquet").exists()
+    partial = out / ".partial" / f"{safe_name(names[1])}.jsonl"
+    assert len(partial.read_text().splitlines()) == 3
+    assert len(read_results_dir(out)) == 7
+    assert len(read_results_dir(out, include_partial=True)) == 10
+
+    proc = _cli(task, three_models, out)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert not partial.exists()
+    reference = evaluate(task, three_models, out=tmp_path / "ref", batch_tokens=1,
+                         progress=False, device="cpu")
+    _assert_same_rows(read_results_dir(out), reference)
+
+
+def test_sigkill_then_rerun_matches_uninterrupted(three_models, tmp_path):
+    """SIGKILL as soon as the first model's Parquet file appears, then re-run."""
+    task = write_jsonl(tmp_path / "t.jsonl", classification_rows() * 20)
+    out = tmp_path / "out"
+    proc = _cli(task, three_models, out)
+    first = out / f"{Path(three_models[0]).name}.parquet"
+    deadline = time.monotonic() + 120
+    while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert len(read_results_dir(out, include_partial=True)) < 3 * 140
+
+    proc = _cli(task, three_models, out)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    reference = evaluate(task, three_models, batch_tokens=1, progress=False, device="cpu")
+    _assert_same_rows(read_results_dir(out), reference)
+
+
+def test_rerun_of_finished_run_loads_nothing(three_models, tmp_path, monkeypatch):
+    """A finished model is skipped without loading it; its rows are returned unchanged."""
+    task = write_jsonl(tmp_path / "t.jsonl", classification_rows())
+    first = evaluate(task, three_models[:1], out=tmp_path, progress=False, device="cpu")
+    from scalingfit.runner import scoring
+
+    def fail(*args, **kwargs):
+        raise AssertionError("model loaded although all its examples are stored")
+
+    monkeypatch.setattr(scoring, "load_model", fail)
+    again = evaluate(task, three_models[:1], out=tmp_path, progress=False, device="cpu")
+    pd.testing.assert_frame_equal(first, again)
+
+
+def test_torn_partial_line_is_ignored(tmp_path):
+    from scalingfit.runner.store import ResultStore
+
+    store = ResultStore(tmp_path)
+    store.append("m", [{"task": "t", "example_id": "0", "model": "m", "n_params": 1}])
+    with store.partial_path("m").open("a") as fh:
+        fh.write('{"task": "t", "exam')
+    assert store.done("m", "t") == {"0"}

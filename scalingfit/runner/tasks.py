@@ -38,7 +38,7 @@ def _logodds_requests(ex) -> list[tuple[str, list[str]]]:
     return [(ex.prompt, list(ex.classes)), (ex.other_prompt, list(ex.classes))]
 
 
-def _class_stats(logprobs, answer: int) -> dict:
+def class_stats(logprobs, answer: int) -> dict:
     """Prize classification metrics from summed class log-probs (natural log)."""
     lp = np.asarray(logprobs, dtype=float)
     total = np.logaddexp.reduce(lp)
@@ -50,7 +50,7 @@ def _class_stats(logprobs, answer: int) -> dict:
 def _classification_metrics(ex, scored) -> dict:
     (logprobs, ntokens), = scored
     per_token = np.asarray(logprobs) / np.maximum(np.asarray(ntokens), 1)
-    stats = _class_stats(logprobs, ex.answer_index)
+    stats = class_stats(logprobs, ex.answer_index)
     return {"score": float(stats["correct"]), "metric": "accuracy", **stats,
             "correct_per_token": bool(np.argmax(per_token) == ex.answer_index),
             "class_logprobs": json.dumps(logprobs), "class_ntokens": json.dumps(ntokens)}
@@ -67,7 +67,7 @@ def _logodds_metrics(ex, scored) -> dict:
     (logprobs, ntokens), (other_logprobs, other_ntokens) = scored
     diff = (logprobs[0] - logprobs[1]) - (other_logprobs[0] - other_logprobs[1])
     diff = -diff if ex.answer_index == 1 else diff
-    stats = _class_stats(other_logprobs, ex.answer_index)
+    stats = class_stats(other_logprobs, ex.answer_index)
     return {"score": float(diff > 0), "metric": "accuracy", "logodds_diff": float(diff),
             "correct": stats["correct"], "coverage": stats["coverage"],
             "class_logprobs": json.dumps(logprobs), "class_ntokens": json.dumps(ntokens),

@@ -1,0 +1,155 @@
+"""Read lm-evaluation-harness ``--log_samples`` output into the canonical per-example table.
+
+The harness writes, per model, ``<output_path>/<model>/samples_<task>_<timestamp>.jsonl`` (one
+line per document) next to ``results_<timestamp>.json`` (model name and parameter count). For
+multiple-choice tasks each line holds ``doc_id``, ``target``, ``acc`` and, in
+``filtered_resps``, one ``[loglikelihood, is_greedy]`` pair per choice. This module needs
+neither torch nor transformers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from .exceptions import DataValidationError
+from .runner.families import load_model_families, lookup_model
+from .runner.store import to_frame
+from .runner.tasks import class_stats
+
+__all__ = ["read_lm_eval_samples"]
+
+_SAMPLES = re.compile(r"^samples_(?P<task>.+)_(?P<stamp>\d{4}-\d{2}-\d{2}T[\d\-.]+)\.jsonl$")
+
+
+def read_lm_eval_samples(path, *, model: str | None = None, family: str | None = None,
+                         n_params=None, registry: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Read harness per-sample logs of multiple-choice tasks as the canonical table.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A ``samples_*.jsonl`` file, or a directory searched recursively for them.
+    model : str, optional
+        Model name. Default: the harness's ``model_name`` (a local path becomes its directory
+        name), else the samples file's directory name.
+    family : str, optional
+        Family label. Default: the registry family, else ``"custom"``.
+    n_params : int or dict, optional
+        Parameter count, or ``{model: count}``. Default: the registry's, else the harness's
+        ``model_num_parameters``.
+    registry : pandas.DataFrame, optional
+        Model-family registry; default :func:`scalingfit.runner.load_model_families`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per model x task x document: ``score`` = ``acc``, ``metric`` = "accuracy",
+        ``loss`` / ``coverage`` / ``logprob_correct`` from the per-choice log-likelihoods and
+        ``class_logprobs`` (JSON). ``class_ntokens`` is NA: the harness does not log it.
+
+    Raises
+    ------
+    DataValidationError
+        No samples file, a task that is not multiple-choice, or an unknown model size.
+    """
+    files = _sample_files(Path(path))
+    registry = _registry(registry)
+    frames = [_read_file(f, model, family, n_params, registry) for f in files]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _sample_files(path: Path) -> list[Path]:
+    files = [path] if path.is_file() else sorted(path.rglob("samples_*.jsonl"))
+    if not files:
+        raise DataValidationError(
+            f"no lm-eval sample logs (samples_*.jsonl) under {str(path)!r}; run the harness "
+            "with --log_samples --output_path DIR and pass DIR.")
+    return files
+
+
+def _registry(registry) -> pd.DataFrame:
+    if registry is not None:
+        return registry
+    try:
+        return load_model_families()
+    except FileNotFoundError:
+        return pd.DataFrame(columns=["family", "model", "n_params", "train_flops"])
+
+
+def _harness_meta(samples_file: Path) -> dict:
+    """``results_<timestamp>.json`` of the same run (same directory and timestamp), if any."""
+    match = _SAMPLES.match(samples_file.name)
+    candidates = [samples_file.with_name(f"results_{match['stamp']}.json")] if match else []
+    candidates += sorted(samples_file.parent.glob("results_*.json"))
+    for candidate in candidates:
+        if candidate.exists():
+            return json.loads(candidate.read_text())
+    return {}
+
+
+def _read_file(path: Path, model, family, n_params, registry) -> pd.DataFrame:
+    meta = _harness_meta(path)
+    match = _SAMPLES.match(path.name)
+    task = match["task"] if match else path.stem
+    hub_id = meta.get("model_name") or path.parent.name
+    name = model or (Path(hub_id).name if Path(hub_id).exists() or hub_id.startswith("/")
+                     else hub_id)
+    info = _model_info(name, hub_id, family, n_params, registry, meta)
+    with path.open(encoding="utf-8") as fh:
+        samples = [json.loads(line) for line in fh if line.strip()]
+    rows, seen = [], set()
+    for i, sample in enumerate(samples):
+        if sample["doc_id"] in seen:  # another filter of the same document
+            continue
+        seen.add(sample["doc_id"])
+        rows.append({**info, "task": task, **_row(sample, path, i)})
+    return to_frame(rows)
+
+
+def _model_info(name, hub_id, family, n_params, registry, meta) -> dict:
+    """Family, size (argument > registry > harness count) and FLOPs of one model."""
+    entry = lookup_model(hub_id, registry)
+    count = n_params.get(name) if isinstance(n_params, dict) else n_params
+    if count is not None:
+        size, source = int(count), "argument"
+    elif entry is not None:
+        size, source = int(entry["n_params"]), "registry"
+    elif meta.get("config", {}).get("model_num_parameters"):
+        size, source = int(meta["config"]["model_num_parameters"]), "lm-eval"
+    else:
+        raise DataValidationError(
+            f"the size of model {name!r} is unknown (not in the registry, not in the harness "
+            "results file); pass n_params={...} with its parameter count.")
+    flops = math.nan
+    if entry is not None and pd.notna(entry.get("train_flops")):
+        flops = float(entry["train_flops"])
+    label = family or (entry["family"] if entry is not None else "custom")
+    return {"family": label, "model": name, "n_params": size, "n_params_source": source,
+            "flops": flops}
+
+
+def _row(sample: dict, path: Path, line: int) -> dict:
+    """Canonical metric columns of one multiple-choice sample."""
+    if "acc" not in sample or not sample.get("filtered_resps"):
+        raise DataValidationError(
+            f"{path.name} line {line + 1}: only multiple-choice samples (with 'acc' and "
+            f"per-choice log-likelihoods) can be read; got metrics {sample.get('metrics')}.")
+    logliks = [float(_first(r)) for r in sample["filtered_resps"]]
+    answer = int(sample["target"])
+    stats = class_stats(logliks, answer)
+    return {"example_id": str(sample["doc_id"]), "score": float(sample["acc"]),
+            "metric": "accuracy", "loss": stats["loss"],
+            "logprob_correct": stats["logprob_correct"], "coverage": stats["coverage"],
+            "correct": bool(sample["acc"]), "class_logprobs": json.dumps(logliks)}
+
+
+def _first(resp):
+    """The log-likelihood of one response: ``[ll, greedy]``, ``[[ll, greedy]]`` or ``ll``."""
+    while isinstance(resp, (list, tuple)):
+        resp = resp[0]
+    return resp

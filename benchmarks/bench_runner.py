@@ -55,11 +55,11 @@ def parse_args(argv=None):
     parser.add_argument("--n", type=int, default=500, help="number of items")
     parser.add_argument("--lm-eval", type=Path, default=DEFAULT_LM_EVAL,
                         help="lm-eval executable of a separate virtualenv")
-    parser.add_argument("--harness-batch-size", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--harness-batch-size", type=int, nargs="+", default=[1])
     parser.add_argument("--batch-tokens", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=1, help="torch threads for all three")
-    parser.add_argument("--naive-n", type=int, default=None,
-                        help="items for the naive loop (default: all; its rate is per item)")
+    parser.add_argument("--naive-n", type=int, default=100,
+                        help="items for the naive loop (its rate is per item; 0: all)")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
@@ -211,30 +211,32 @@ def main(argv=None) -> int:
           f"model {n_params / 1e6:.1f}M params; torch threads {args.threads}; CPU")
 
     results = {}
+
+    def record(name, secs, n=len(items)):
+        results[name] = secs * len(items) / n
+        print(f"{name:45s} {secs:8.1f} s {n / secs:8.2f} examples/s", flush=True)
+
     secs, table = time_runner(items, model_dir, args.batch_tokens)
-    results["runner (in-process, load included)"] = secs
-    results["runner (CLI, process start included)"] = time_runner_cli(
-        items_path, model_dir, args.batch_tokens, env)
+    record("runner (in-process, load included)", secs)
+    record("runner (CLI, process start included)",
+           time_runner_cli(items_path, model_dir, args.batch_tokens, env))
     naive_items = items.head(args.naive_n) if args.naive_n else items
     secs, _ = time_naive(naive_items, model_dir)
-    results["naive loop (in-process)"] = secs * len(items) / len(naive_items)
+    record(f"naive loop (in-process, {len(naive_items)} items)", secs, len(naive_items))
     harness_times = {}
     if args.lm_eval.exists():
         for bs in args.harness_batch_size:
             secs, samples = time_harness(args.lm_eval, items_path, model_dir, workdir, bs, env)
             harness_times[bs] = secs
-            results[f"lm-eval harness (CLI, batch_size={bs})"] = secs
-            print(f"harness batch_size={bs}: {compare(table, samples)}")
+            record(f"lm-eval harness (CLI, batch_size={bs})", secs)
+            print(f"  harness vs runner: {compare(table, samples)}", flush=True)
     else:
         print(f"note: {args.lm_eval} not found; harness skipped "
               "(python3 -m venv /work/venv-lmeval; pip install torch lm-eval[hf])")
-    print(f"\n{'scorer':45s} {'seconds':>8s} {'examples/s':>11s}")
-    for name, secs in results.items():
-        print(f"{name:45s} {secs:8.1f} {len(items) / secs:11.1f}")
     runner_cli = results["runner (CLI, process start included)"]
     runner = results["runner (in-process, load included)"]
-    print(f"\nspeed-up of the runner over the naive loop: "
-          f"{results['naive loop (in-process)'] / runner:.1f}x")
+    naive = next(v for k, v in results.items() if k.startswith("naive"))
+    print(f"\nspeed-up of the runner over the naive loop: {naive / runner:.1f}x")
     if harness_times:
         best = min(harness_times.values())
         print(f"speed-up of the runner CLI over the fastest harness run: {best / runner_cli:.2f}x")

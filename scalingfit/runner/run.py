@@ -7,6 +7,7 @@ the output directory so that an interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from pathlib import Path
@@ -23,6 +24,7 @@ __all__ = ["evaluate", "DEFAULT_BATCH_TOKENS"]
 DEFAULT_BATCH_TOKENS = 4096
 #: testing hook: exit the process (as a kill would) after this many stored batches
 _EXIT_AFTER_ENV = "SCALINGFIT_RUNNER_EXIT_AFTER_BATCHES"
+_stored_batches = itertools.count(1)
 
 
 def evaluate(task, models=None, *, family: str | None = None, out=None, device: str = "auto",
@@ -67,13 +69,14 @@ def evaluate(task, models=None, *, family: str | None = None, out=None, device: 
     task = load_task(task)
     registry = _registry(registry, required=models is None)
     names = _model_list(models, family, registry)
+    label = family if models is not None else None  # registry runs keep its spelling
     store = ResultStore(out) if out is not None else None
     from tqdm.auto import tqdm
 
     overall = tqdm(total=len(task) * len(names), unit="ex", desc="all models",
                    disable=not progress)
     try:
-        frames = [_run_model(task, name, family, store, registry, overall,
+        frames = [_run_model(task, name, label, store, registry, overall,
                              device=device, dtype=dtype, batch_tokens=batch_tokens,
                              progress=progress) for name in names]
     finally:
@@ -140,9 +143,8 @@ def _keep(store, name: str, rows: list, batch_rows: list) -> None:
         rows.extend(batch_rows)
         return
     store.append(name, batch_rows)
-    _keep.batches = getattr(_keep, "batches", 0) + 1
     limit = os.environ.get(_EXIT_AFTER_ENV)
-    if limit and _keep.batches >= int(limit):
+    if next(_stored_batches) >= int(limit or 0) > 0:
         os._exit(75)
 
 

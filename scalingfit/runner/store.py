@@ -94,6 +94,8 @@ class ResultStore:
             ``{(task, example_id): position}`` used to sort rows (others keep their place).
         """
         frame = self.read(model)
+        if not self.partial_path(model).exists():
+            return frame  # nothing new: the Parquet file is already final
         if order:
             rank = [order.get(key, -1) for key in zip(frame["task"], frame["example_id"])]
             frame = (frame.assign(_rank=rank).sort_values(["task", "_rank"], kind="stable")

@@ -105,3 +105,24 @@ def test_import_scalingfit_runner_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False False"
+
+
+def test_hub_dataset_id_goes_through_datasets(monkeypatch):
+    """An ``owner/name`` that is not a file is loaded with ``datasets.load_dataset``."""
+    import types
+
+    calls = []
+
+    class Split:
+        def to_pandas(self):
+            return pd.DataFrame([{"prompt": "Q", "classes": "[' a', ' b']",
+                                  "answer_index": 1}])
+
+    def load_dataset(name, split):
+        calls.append((name, split))
+        return Split()
+
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    task = load_task("inverse-scaling/NeQA", split="train")
+    assert calls == [("inverse-scaling/NeQA", "train")]
+    assert task.name == "NeQA" and task.examples["answer_index"].tolist() == [1]

@@ -56,7 +56,8 @@ def parse_args(argv=None):
     parser.add_argument("--lm-eval", type=Path, default=DEFAULT_LM_EVAL,
                         help="lm-eval executable of a separate virtualenv")
     parser.add_argument("--harness-batch-size", type=int, nargs="+", default=[1])
-    parser.add_argument("--batch-tokens", type=int, default=4096)
+    parser.add_argument("--batch-tokens", type=int, default=None,
+                        help="runner batch budget (default: the runner's CPU default)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for all three")
     parser.add_argument("--naive-n", type=int, default=100,
                         help="items for the naive loop (its rate is per item; 0: all)")
@@ -137,8 +138,8 @@ def time_runner_cli(items_path: Path, model_dir: Path, batch_tokens: int, env) -
     """``python -m scalingfit.runner.cli run`` wall time, startup included (like the harness)."""
     with tempfile.TemporaryDirectory() as out:
         cmd = [sys.executable, "-m", "scalingfit.runner.cli", "run", "--task", str(items_path),
-               "--models", str(model_dir), "--out", out, "--device", "cpu", "--no-progress",
-               "--batch-tokens", str(batch_tokens)]
+               "--models", str(model_dir), "--out", out, "--device", "cpu", "--no-progress"]
+        cmd += ["--batch-tokens", str(batch_tokens)] if batch_tokens else []
         start = time.perf_counter()
         subprocess.run(cmd, env={**env, "PYTHONPATH": str(ROOT)}, check=True,
                        capture_output=True)

@@ -22,8 +22,6 @@ def register(subparsers) -> argparse.ArgumentParser:
     argparse.ArgumentParser
         The ``run`` parser; its ``func`` default is :func:`run_command`.
     """
-    from .run import DEFAULT_BATCH_TOKENS
-
     parser = subparsers.add_parser(
         "run", help="score causal LMs on a task and write per-example results",
         description="Score a model family or a list of models on a prize-format task; write "
@@ -43,8 +41,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16", "auto"],
                         help="default: float32 on CPU, the checkpoint's dtype elsewhere")
-    parser.add_argument("--batch-tokens", type=int, default=DEFAULT_BATCH_TOKENS,
-                        help=f"padded tokens per forward batch (default {DEFAULT_BATCH_TOKENS})")
+    parser.add_argument("--batch-tokens", type=int,
+                        help="padded tokens per forward batch (default 1024 on CPU, 8192 on "
+                             "CUDA/MPS)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(func=run_command)
     return parser

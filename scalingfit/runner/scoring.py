@@ -98,7 +98,8 @@ def special_prefix(tokenizer) -> tuple:
 
 
 def _fallback_context(tokenizer) -> tuple:
-    """Context for an empty prompt: BOS if the tokenizer has one, else EOS (as the harness)."""
+    """Context for an empty prompt: BOS, else EOS (the harness uses EOS; GPT-2-style
+    tokenizers have one token for both)."""
     token = tokenizer.bos_token_id if tokenizer.bos_token_id is not None \
         else tokenizer.eos_token_id
     if token is None:
@@ -174,9 +175,7 @@ def plan_batches(items, batch_tokens: int) -> list[list[int]]:
     list of list of int
         Item indices per batch, longest contexts first; a batch holds at least one item.
     """
-    order = sorted(range(len(items)), reverse=True,
-                   key=lambda i: (max(len(e.context) for e in items[i]),
-                                  sum(e.cost for e in items[i])))
+    order = sorted(range(len(items)), key=_length_key(items), reverse=True)
     batches, current = [], []
     for i in order:
         if current and _padded_size([e for j in current + [i] for e in items[j]]) > batch_tokens:
@@ -184,6 +183,22 @@ def plan_batches(items, batch_tokens: int) -> list[list[int]]:
             current = []
         current.append(i)
     return batches + [current] if current else batches
+
+
+def _length_key(items):
+    """Sort key: the longest continuation first when continuations hold most tokens (long
+    classes), else the longest context, so the dominant pass is padded least."""
+    def longest_context(item):
+        return max(len(e.context) for e in item)
+
+    def longest_continuation(item):
+        return max(len(c) for e in item for c in e.continuations)
+
+    n_ctx = sum(len(e.context) for item in items for e in item)
+    n_cont = sum(len(c) for item in items for e in item for c in e.continuations)
+    if n_cont > n_ctx:
+        return lambda i: (longest_continuation(items[i]), longest_context(items[i]))
+    return lambda i: (longest_context(items[i]), longest_continuation(items[i]))
 
 
 def _padded_size(requests) -> int:

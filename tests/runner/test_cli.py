@@ -26,7 +26,7 @@ def test_register_adds_run_with_defaults():
     args = _parser().parse_args(["run", "--task", "t.jsonl", "--family", "pythia",
                                  "--out", "r"])
     assert args.command == "run" and args.family == "pythia" and args.models is None
-    assert args.device == "auto" and args.dtype is None and args.batch_tokens == 4096
+    assert args.device == "auto" and args.dtype is None and args.batch_tokens is None
     assert callable(args.func)
 
 

@@ -1,0 +1,18 @@
+"""scalingfit: honest shape verdicts for language-model scaling curves.
+
+Data in (:func:`load_results`) -> shape tests over log model size with the model as the unit of
+inference (:func:`fit_trend`) -> uncertainty (paired bootstrap, or PyMC) -> criteria and noise
+diagnostics (:func:`check_claim`) -> report. Heavy dependencies (PyMC, matplotlib, torch) are
+imported only where they are used.
+"""
+
+__version__ = "0.1.0"
+
+from .exceptions import (ConvergenceError, DataValidationError, ScalingFitError,  # noqa: E402
+                         StatisticalWarning)
+from .data import load_results  # noqa: E402
+from .fit import fit_trend  # noqa: E402
+from .results import TrendResult  # noqa: E402
+
+__all__ = ["load_results", "fit_trend", "TrendResult", "ScalingFitError",
+           "DataValidationError", "ConvergenceError", "StatisticalWarning", "__version__"]

@@ -1,0 +1,429 @@
+"""Data in: read and validate a results table, and reduce it to per-model scores.
+
+Two input forms are accepted (see :func:`load_results`):
+
+* **per-example** -- one row per model x example: ``family, model, n_params, example_id, score``;
+* **aggregated** -- one row per model: ``family, model, n_params, score`` and ``n`` and/or ``se``.
+
+Everything downstream works on a :class:`ModelScores`: one score per model, the within-model
+sampling covariance of those scores across models, and (per-example input) the example x model
+score matrix that the paired bootstrap resamples.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .exceptions import DataValidationError
+
+__all__ = ["load_results", "ModelScores", "model_scores", "PROPORTION_METRICS"]
+
+REQUIRED_PER_EXAMPLE = ("model", "n_params", "example_id", "score")
+REQUIRED_AGGREGATED = ("model", "n_params", "score")
+#: metric names read as proportions in [0, 1] (checked) unless ``proportion=False`` is given
+PROPORTION_METRICS = ("accuracy", "acc", "acc_norm", "exact_match", "em", "correct", "f1",
+                      "pass@1", "pass_at_1", "win_rate", "label_prob_coverage", "coverage")
+_LOWER_IS_BETTER = re.compile(r"loss|nll|error|perplexity|ppl|bpb|bits_per|brier|ece", re.I)
+_MAX_LISTED = 5
+
+
+def _rows(index) -> str:
+    """Format offending row labels: at most five, then a count of the rest."""
+    index = list(index)
+    shown = ", ".join(str(i) for i in index[:_MAX_LISTED])
+    more = len(index) - _MAX_LISTED
+    return f"{shown} (and {more} more)" if more > 0 else shown
+
+
+def _read_path(path: Path, format: str | None) -> pd.DataFrame:
+    """Read a CSV / Parquet / JSONL file, a runner output directory, or lm-eval sample logs."""
+    if format == "lm-eval":
+        from .lmeval import read_lm_eval_samples
+
+        return read_lm_eval_samples(path)
+    if not path.exists():
+        raise DataValidationError(f"results path {str(path)!r} does not exist.")
+    if path.is_dir():
+        files = sorted(path.glob("*.parquet"))
+        if not files:
+            raise DataValidationError(
+                f"results directory {str(path)!r} holds no .parquet files; point at a CSV, "
+                "Parquet or JSONL file, or at a directory written by `scalingfit run`.")
+        return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    suffix = "".join(path.suffixes[-2:]).lower() if format is None else "." + format
+    if suffix.endswith((".csv", ".csv.gz")):
+        return pd.read_csv(path)
+    if suffix.endswith((".parquet", ".pq")):
+        return pd.read_parquet(path)
+    if suffix.endswith((".jsonl", ".jsonl.gz", ".ndjson")):
+        return pd.read_json(path, lines=True)
+    if suffix.endswith(".json"):
+        return pd.read_json(path)
+    raise DataValidationError(
+        f"cannot tell the format of {str(path)!r}; use a .csv, .parquet or .jsonl file, or pass "
+        "format='csv'|'parquet'|'jsonl'|'lm-eval'.")
+
+
+def _require(df: pd.DataFrame, columns, hint: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataValidationError(
+            f"results is missing column {missing[0]!r}; got {list(map(str, df.columns))}. {hint}")
+
+
+def _check_no_nan(df: pd.DataFrame, columns) -> None:
+    for col in columns:
+        bad = df.index[df[col].isna()]
+        if len(bad):
+            raise DataValidationError(
+                f"column {col!r} has missing values (NaN) in rows {_rows(bad)}; drop or fill "
+                "those rows before fitting.")
+
+
+def _to_numeric(df: pd.DataFrame, col: str) -> None:
+    values = pd.to_numeric(df[col], errors="coerce")
+    bad = df.index[values.isna() & df[col].notna()]
+    if len(bad):
+        raise DataValidationError(
+            f"column {col!r} must be numeric; rows {_rows(bad)} hold "
+            f"{df.loc[bad[0], col]!r}. Give plain numbers (e.g. 1.3e9, not '1.3B').")
+    df[col] = values.astype(float)
+
+
+def _check_sizes(df: pd.DataFrame, col: str) -> None:
+    bad = df.index[df[col] <= 0]
+    if len(bad):
+        raise DataValidationError(
+            f"column {col!r} must be positive (it is put on a log scale); rows {_rows(bad)} hold "
+            f"{df.loc[bad[0], col]!r}.")
+    sizes = df.groupby(["family", "model"], sort=False)[col].nunique()
+    two = sizes[sizes > 1]
+    if len(two):
+        fam, model = two.index[0]
+        vals = sorted(df.loc[(df.family == fam) & (df.model == model), col].unique())
+        raise DataValidationError(
+            f"model {model!r} (family {fam!r}) has {len(vals)} different values of {col!r}: "
+            f"{vals[:4]}; each model must have one size. Fix the size, or give the variants "
+            "different model names.")
+
+
+def _check_duplicates(df: pd.DataFrame, keys: list[str]) -> None:
+    dup = df.duplicated(keys, keep=False)
+    if dup.any():
+        rows = df.index[dup]
+        first = df.loc[rows[0], keys].to_dict()
+        raise DataValidationError(
+            f"duplicate rows for the same {' x '.join(keys[1:])}: rows {_rows(rows)} "
+            f"(e.g. {first}). Each model x example must appear once; drop duplicates or average "
+            "repeated runs first.")
+
+
+def _check_example_sets(df: pd.DataFrame) -> None:
+    for fam, sub in df.groupby("family", sort=False):
+        sets = sub.groupby("model", sort=False)["example_id"].agg(frozenset)
+        union = frozenset().union(*sets)
+        for model, ids in sets.items():
+            missing = union - ids
+            if missing:
+                raise DataValidationError(
+                    f"in family {fam!r}, model {model!r} lacks {len(missing)} of the "
+                    f"{len(union)} example ids the other models have (e.g. "
+                    f"{sorted(map(str, missing))[:3]}). Paired analysis needs every model scored "
+                    "on the same examples: re-run the missing examples or drop them for all "
+                    "models.")
+
+
+def _check_proportion(df: pd.DataFrame, metric: str | None) -> None:
+    bad = df.index[(df["score"] < 0) | (df["score"] > 1)]
+    if len(bad):
+        raise DataValidationError(
+            f"column 'score' must lie in [0, 1] for the proportion metric {metric!r}; rows "
+            f"{_rows(bad)} hold {df.loc[bad[0], 'score']!r}. Rescale percentages to [0, 1], or "
+            "pass proportion=False if the metric is not a proportion.")
+
+
+def _single_value(df: pd.DataFrame, col: str, chosen, argname: str):
+    """Filter ``df`` to one value of ``col`` (task, metric), or fail naming the choices."""
+    if col not in df.columns:
+        if chosen is not None:
+            raise DataValidationError(
+                f"{argname}={chosen!r} was given but results has no {col!r} column.")
+        return df, None
+    values = list(pd.unique(df[col].dropna()))
+    if chosen is None:
+        if len(values) > 1:
+            raise DataValidationError(
+                f"results holds {len(values)} values of {col!r}: {values[:6]}; pass "
+                f"{argname}=<one of them> to choose which to fit.")
+        return df, (values[0] if values else None)
+    if chosen not in values:
+        raise DataValidationError(
+            f"{argname}={chosen!r} not found in column {col!r}; choose one of {values[:10]}.")
+    return df[df[col] == chosen], chosen
+
+
+def load_results(source, *, format: str | None = None, task: str | None = None,
+                 metric: str | None = None, higher_is_better: bool | None = None,
+                 proportion: bool | None = None) -> pd.DataFrame:
+    """Read and validate a results table.
+
+    Parameters
+    ----------
+    source : pandas.DataFrame or path-like
+        A DataFrame, or a path to a CSV, Parquet or JSONL file, or a directory of Parquet files
+        written by ``scalingfit run``.
+    format : {None, 'csv', 'parquet', 'jsonl', 'lm-eval'}
+        File format; by default read from the suffix. ``'lm-eval'`` reads
+        lm-evaluation-harness ``--log_samples`` output.
+    task, metric : str, optional
+        Keep only this task / metric when the table holds several.
+    higher_is_better : bool, optional
+        Whether larger scores are better. Default: False when the metric name looks like a loss
+        (loss, nll, error, perplexity, ...), True otherwise.
+    proportion : bool, optional
+        Whether scores are proportions (checked to lie in [0, 1]). Default: True for metrics
+        named like accuracy, or when every score is 0 or 1.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The validated long table, with canonical columns (``family`` filled with ``"all"`` when
+        absent) and ``attrs["scalingfit"]`` recording the form (``"per_example"`` or
+        ``"aggregated"``), ``task``, ``metric``, ``higher_is_better`` and ``proportion``.
+
+    Raises
+    ------
+    DataValidationError
+        Naming the column, the offending rows and the fix: missing columns, NaN, non-numeric or
+        non-positive sizes, two sizes for one model, duplicate model x example rows, models of
+        one family scored on different examples, proportions outside [0, 1].
+
+    Examples
+    --------
+    >>> from scalingfit import load_results
+    >>> table = load_results("data/synthetic_families.csv")
+    >>> table.attrs["scalingfit"]["form"]
+    'per_example'
+    """
+    if isinstance(source, pd.DataFrame):
+        df = source.copy()
+    elif isinstance(source, (str, Path)):
+        df = _read_path(Path(source), format)
+    else:
+        raise DataValidationError(
+            f"results must be a pandas DataFrame or a path; got {type(source).__name__}.")
+    if len(df) == 0:
+        raise DataValidationError("results is empty: it has no rows.")
+    df.columns = [str(c) for c in df.columns]
+    df = df.reset_index(drop=True)
+    df, task = _single_value(df, "task", task, "task")
+    df, metric = _single_value(df, "metric", metric, "metric")
+    df = df.reset_index(drop=True)
+    per_example = "example_id" in df.columns
+    if per_example:
+        _require(df, REQUIRED_PER_EXAMPLE,
+                 "Per-example results need model, n_params, example_id and score.")
+    else:
+        _require(df, REQUIRED_AGGREGATED,
+                 "Add the model size in parameters as 'n_params'." if "n_params" not in df
+                 else "Aggregated results need model, n_params, score and n or se.")
+        if "n" not in df.columns and "se" not in df.columns:
+            raise DataValidationError(
+                "aggregated results (no 'example_id' column) need column 'n' (examples behind "
+                "each mean) or 'se' (its standard error); got "
+                f"{list(df.columns)}. Add one, or give per-example rows with 'example_id'.")
+    if "family" not in df.columns:
+        df.insert(0, "family", "all")
+    required = ["family", *(REQUIRED_PER_EXAMPLE if per_example else REQUIRED_AGGREGATED)]
+    required += [c for c in ("n", "se") if c in df.columns and not per_example]
+    _check_no_nan(df, required)
+    for col in ("n_params", "score", *[c for c in ("n", "se", "flops") if c in df.columns]):
+        _to_numeric(df, col)
+    df["family"] = df["family"].astype(str)
+    df["model"] = df["model"].astype(str)
+    _check_sizes(df, "n_params")
+    if "flops" in df.columns and df["flops"].notna().all():
+        _check_sizes(df, "flops")
+    if per_example:
+        df["example_id"] = df["example_id"].astype(str)
+        _check_duplicates(df, ["family", "model", "example_id"])
+        _check_example_sets(df)
+    else:
+        _check_duplicates(df, ["family", "model"])
+        _check_aggregated(df)
+    metric_name = metric if metric is not None else (
+        "accuracy" if df["score"].isin([0.0, 1.0]).all() and per_example else None)
+    if higher_is_better is None:
+        higher_is_better = not (metric_name and _LOWER_IS_BETTER.search(str(metric_name)))
+    if proportion is None:
+        proportion = bool(metric_name and str(metric_name).lower() in PROPORTION_METRICS) or (
+            per_example and df["score"].isin([0.0, 1.0]).all())
+    if proportion:
+        _check_proportion(df, metric_name)
+    df.attrs["scalingfit"] = {
+        "form": "per_example" if per_example else "aggregated", "task": task,
+        "metric": metric_name, "higher_is_better": bool(higher_is_better),
+        "proportion": bool(proportion)}
+    return df
+
+
+def _check_aggregated(df: pd.DataFrame) -> None:
+    if "n" in df.columns:
+        bad = df.index[df["n"] < 1]
+        if len(bad):
+            raise DataValidationError(
+                f"column 'n' (examples behind each score) must be at least 1; rows {_rows(bad)}.")
+    if "se" in df.columns:
+        bad = df.index[df["se"] < 0]
+        if len(bad):
+            raise DataValidationError(f"column 'se' must be non-negative; rows {_rows(bad)}.")
+
+
+@dataclass
+class ModelScores:
+    """Per-model scores of one task, ready for fitting.
+
+    Attributes
+    ----------
+    models : pandas.DataFrame
+        One row per model, ordered by family then size: ``family, model, x, log10_x, score, se,
+        n_examples``.
+    cov : ndarray, shape (k, k)
+        Within-model sampling covariance of the scores (paired across models: the closed-form
+        limit of the paired bootstrap for per-example input; diagonal for aggregated input).
+    matrix : ndarray, shape (n_examples, k), optional
+        Example x model scores (per-example input only), in ``models`` order. Families that were
+        scored on different example sets are padded with NaN (see ``blocks``).
+    blocks : list of ndarray
+        Column indices of models that share one example set (their covariance is estimated
+        jointly; across blocks it is zero).
+    meta : dict
+        ``form, task, metric, higher_is_better, proportion, x``.
+    """
+
+    models: pd.DataFrame
+    cov: np.ndarray
+    matrix: np.ndarray | None
+    blocks: list
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def families(self) -> list[str]:
+        return list(pd.unique(self.models["family"]))
+
+    def family_index(self, family: str) -> np.ndarray:
+        return np.flatnonzero(self.models["family"].to_numpy() == family)
+
+
+def _x_column(df: pd.DataFrame, x: str) -> pd.Series:
+    if x not in ("n_params", "flops"):
+        raise DataValidationError(f"x must be 'n_params' or 'flops'; got {x!r}.")
+    if x not in df.columns:
+        raise DataValidationError(
+            f"x='flops' needs a 'flops' column (training compute per model); got "
+            f"{list(df.columns)}. Add it, or use x='n_params'.")
+    bad = df.index[df[x].isna()]
+    if len(bad):
+        raise DataValidationError(
+            f"column {x!r} has missing values in rows {_rows(bad)}; x={x!r} needs it for every "
+            "model. Fill it, or use x='n_params'.")
+    return df[x]
+
+
+def model_scores(table: pd.DataFrame, *, x: str = "n_params") -> ModelScores:
+    """Reduce a validated results table to per-model scores and their paired covariance.
+
+    For per-example input the covariance of the model means is the plug-in covariance of the
+    example scores divided by the number of examples, ``S_c' S_c / n^2`` -- the exact limit of the
+    paired bootstrap that resamples example ids once and applies them to every model
+    (Miller 2024, "Adding error bars to evals", arXiv:2411.00640). Models of families that share
+    the example set are correlated; families with different example sets are independent.
+    For aggregated input the covariance is diagonal: ``se**2``, or the binomial
+    ``p (1 - p) / n`` for proportions (``score**2 / n`` is never used for other metrics: give
+    ``se``).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Output of :func:`load_results`.
+    x : {'n_params', 'flops'}
+        The scale variable (put on log10).
+
+    Returns
+    -------
+    ModelScores
+    """
+    meta = dict(table.attrs.get("scalingfit") or load_results(table).attrs["scalingfit"])
+    meta["x"] = x
+    xs = _x_column(table, x)
+    df = table.assign(_x=xs)
+    if meta["form"] == "per_example":
+        return _per_example_scores(df, meta)
+    return _aggregated_scores(df, meta)
+
+
+def _order_models(df: pd.DataFrame) -> pd.DataFrame:
+    order = pd.unique(df["family"])
+    rank = {f: i for i, f in enumerate(order)}
+    return df.assign(_fam_rank=df["family"].map(rank)).sort_values(
+        ["_fam_rank", "_x", "model"], kind="stable")
+
+
+def _per_example_scores(df: pd.DataFrame, meta: dict) -> ModelScores:
+    keys = _order_models(df.drop_duplicates(["family", "model"])[["family", "model", "_x"]])
+    wide = df.pivot_table(index="example_id", columns=["family", "model"], values="score",
+                          aggfunc="first", sort=False)
+    cols = pd.MultiIndex.from_frame(keys[["family", "model"]])
+    wide = wide.reindex(columns=cols)
+    S = wide.to_numpy(dtype=float)
+    k = S.shape[1]
+    cov = np.zeros((k, k))
+    blocks = []
+    # models sharing an example set form one block (identical NaN pattern)
+    patterns = {}
+    for j in range(k):
+        patterns.setdefault(np.isnan(S[:, j]).tobytes(), []).append(j)
+    for cols_j in patterns.values():
+        idx = np.array(cols_j)
+        rows = ~np.isnan(S[:, idx[0]])
+        block = S[np.ix_(rows, idx)]
+        n = block.shape[0]
+        centred = block - block.mean(axis=0)
+        cov[np.ix_(idx, idx)] = centred.T @ centred / n**2
+        blocks.append(idx)
+    n_ex = (~np.isnan(S)).sum(axis=0)
+    models = keys.rename(columns={"_x": "x"}).drop(columns="_fam_rank").reset_index(drop=True)
+    models["log10_x"] = np.log10(models["x"].to_numpy(dtype=float))
+    models["score"] = np.nanmean(S, axis=0)
+    models["se"] = np.sqrt(np.diag(cov))
+    models["n_examples"] = n_ex
+    return ModelScores(models=models, cov=cov, matrix=S, blocks=blocks, meta=meta)
+
+
+def _aggregated_scores(df: pd.DataFrame, meta: dict) -> ModelScores:
+    df = _order_models(df).reset_index(drop=True)
+    p = df["score"].to_numpy(dtype=float)
+    if "se" in df.columns and df["se"].notna().all():
+        se = df["se"].to_numpy(dtype=float)
+    elif meta["proportion"]:
+        n = df["n"].to_numpy(dtype=float)
+        # binomial SE, floored at half an example so a 0% or 100% model keeps a non-zero SE
+        se = np.sqrt(np.clip(p * (1 - p), 0.5 / n, None) / n)
+    else:
+        raise DataValidationError(
+            f"aggregated scores of the non-proportion metric {meta['metric']!r} need column "
+            "'se' (standard error of each model's mean); 'n' alone is enough only for "
+            "proportions. Add 'se'.")
+    models = df[["family", "model", "_x"]].rename(columns={"_x": "x"})
+    models["log10_x"] = np.log10(models["x"].to_numpy(dtype=float))
+    models["score"] = p
+    models["se"] = se
+    models["n_examples"] = df["n"].to_numpy() if "n" in df.columns else np.nan
+    blocks = [np.array([j]) for j in range(len(df))]
+    return ModelScores(models=models, cov=np.diag(se**2), matrix=None, blocks=blocks, meta=meta)
+

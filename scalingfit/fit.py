@@ -1,0 +1,190 @@
+"""``fit_trend``: wire data -> shape tests -> bootstrap -> result. No statistics live here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .bootstrap import as_generator, replicate_scores
+from .curves import SHAPES, design_matrix
+from .data import load_results, model_scores, ModelScores
+from .exceptions import DataValidationError
+from .metareg import batched_gls
+from .shapes import ShapeAnalysis, analyse_shape
+
+__all__ = ["fit_trend", "default_flat_margin"]
+
+U_SHAPES = ("u_shaped", "inverted_u")
+
+
+def default_flat_margin(table: pd.DataFrame, ms: ModelScores) -> float | None:
+    """The documented default equivalence margin for "flat", in score units.
+
+    * proportions (accuracy and the like): 0.05, i.e. five points over the observed range;
+    * other metrics: 0.1 standard deviations of the per-example scores (a negligible effect in
+      Cohen's terms), from the per-example rows or from ``se * sqrt(n)``;
+    * otherwise None: a flat verdict is then impossible and such curves read "inconclusive".
+    """
+    if ms.meta["proportion"]:
+        return 0.05
+    if ms.matrix is not None:
+        return float(0.1 * np.nanmean(np.nanstd(ms.matrix, axis=0)))
+    n = ms.models["n_examples"].to_numpy(dtype=float)
+    if np.all(np.isfinite(n)):
+        return float(0.1 * np.mean(ms.models["se"].to_numpy() * np.sqrt(n)))
+    return None
+
+
+def _check_shapes(shapes, ms: ModelScores):
+    if isinstance(shapes, str) and shapes == "auto":
+        return set(SHAPES)
+    shapes = {shapes} if isinstance(shapes, str) else set(shapes)
+    unknown = shapes - set(SHAPES)
+    if unknown:
+        raise DataValidationError(
+            f"shapes holds unknown names {sorted(unknown)}; choose from {list(SHAPES)} or "
+            "'auto'.")
+    return shapes | {"flat", "inconclusive"}
+
+
+def _check_family_sizes(ms: ModelScores, shapes: set, explicit: bool):
+    need_u = explicit and bool(shapes & set(U_SHAPES))
+    for fam in ms.families:
+        sub = ms.models[ms.models["family"] == fam]
+        n = sub["x"].nunique()
+        if n < 3:
+            raise DataValidationError(
+                f"family {fam!r} has {n} model size{'s' if n != 1 else ''} "
+                f"({list(sub['model'])}); a trend needs at least 3 models of different sizes "
+                "(2 points leave no room for model-level noise). Add models, or drop the family.")
+        if need_u and n < 5:
+            raise DataValidationError(
+                f"family {fam!r} has {n} model sizes; U-shaped / inverted-U tests need at least "
+                "5 (two lines of at least 2 models each). Add models, or leave 'u_shaped' and "
+                "'inverted_u' out of shapes.")
+
+
+def _analyse_all(ms: ModelScores, *, alpha, confidence_level, flat_margin, allow_u, sign):
+    y_all = ms.models["score"].to_numpy(dtype=float)
+    lx_all = ms.models["log10_x"].to_numpy(dtype=float)
+    out = {}
+    for fam in ms.families:
+        idx = ms.family_index(fam)
+        out[fam] = analyse_shape(fam, y_all[idx], ms.cov[np.ix_(idx, idx)], lx_all[idx],
+                                 np.zeros(len(idx), dtype=int), alpha=alpha,
+                                 confidence_level=confidence_level, flat_margin=flat_margin,
+                                 allow_u=allow_u, sign=sign)
+    if len(ms.families) > 1:
+        groups = pd.Categorical(ms.models["family"], categories=ms.families).codes
+        out["pooled"] = analyse_shape("pooled", y_all, ms.cov, lx_all, groups, alpha=alpha,
+                                      confidence_level=confidence_level,
+                                      flat_margin=flat_margin, allow_u=allow_u, sign=sign)
+    return out
+
+
+def _bootstrap_slopes(ms: ModelScores, analyses: dict, n_boot: int, rng) -> dict:
+    """Replicate linear slopes per family and pooled, from one shared set of replicates."""
+    tau2 = np.zeros(len(ms.models))
+    for fam in ms.families:
+        tau2[ms.family_index(fam)] = analyses[fam].linear.tau2
+    Y = replicate_scores(ms, n_boot, rng, tau2)
+    out = {}
+    for label, a in analyses.items():
+        idx = np.arange(len(ms.models)) if label == "pooled" else ms.family_index(label)
+        X = design_matrix("linear", a.z, a.groups)
+        beta, _, _ = batched_gls(Y[:, idx], X, a.linear.sigma)
+        out[label] = beta[:, -1]
+    return out
+
+
+def fit_trend(results, *, x: str = "n_params", method: str = "bootstrap", n_boot: int = 2000,
+              confidence_level: float = 0.95, flat_margin: float | None = None,
+              shapes="auto", task: str | None = None, metric: str | None = None,
+              higher_is_better: bool | None = None, rng=None, **bayes_options):
+    """Fit flat, monotone and U-type curves to a scaling curve and return a shape verdict.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame or path-like
+        Per-example or aggregated results (see :func:`scalingfit.load_results`).
+    x : {'n_params', 'flops'}
+        Scale variable, used on log10 scale.
+    method : {'bootstrap', 'bayes'}
+        ``'bootstrap'``: random-effects meta-regression over models with paired-bootstrap
+        covariance and Knapp-Hartung tests (default, calibrated). ``'bayes'``: the PyMC model of
+        :mod:`scalingfit.bayes`.
+    n_boot : int
+        Paired-bootstrap replicates (for the bootstrap slope distribution and intervals).
+    confidence_level : float
+        Interval level; tests run at ``alpha = 1 - confidence_level``.
+    flat_margin : float, optional
+        Equivalence margin for "flat", in score units over the observed range (default: see
+        :func:`default_flat_margin`).
+    shapes : 'auto' or list of str
+        Shapes to consider. 'auto' considers U-type shapes only for families with >= 5 sizes;
+        naming them explicitly makes fewer models an error.
+    task, metric, higher_is_better : optional
+        Passed to :func:`scalingfit.load_results`.
+    rng : None, int or numpy.random.Generator
+        Randomness; the seed used is recorded in ``result.meta['seed']``.
+    **bayes_options
+        Options of :func:`scalingfit.bayes.fit_bayes` when ``method='bayes'``.
+
+    Returns
+    -------
+    TrendResult
+
+    Raises
+    ------
+    DataValidationError
+        Bad input (see :func:`load_results`), fewer than 3 model sizes in a family, or fewer
+        than 5 when U-type shapes are requested explicitly.
+
+    Examples
+    --------
+    >>> from scalingfit import fit_trend
+    >>> result = fit_trend("data/synthetic_families.csv", rng=0)
+    >>> result.shape
+    'inverse'
+    """
+    from .results import TrendResult
+
+    if not 0 < confidence_level < 1:
+        raise DataValidationError(
+            f"confidence_level must lie in (0, 1); got {confidence_level!r}.")
+    if method not in ("bootstrap", "bayes"):
+        raise DataValidationError(f"method must be 'bootstrap' or 'bayes'; got {method!r}.")
+    if int(n_boot) < 100:
+        raise DataValidationError(f"n_boot must be at least 100; got {n_boot!r}.")
+    table = load_results(results, task=task, metric=metric, higher_is_better=higher_is_better)
+    ms = model_scores(table, x=x)
+    explicit = not (isinstance(shapes, str) and shapes == "auto")
+    wanted = _check_shapes(shapes, ms)
+    _check_family_sizes(ms, wanted, explicit)
+    margin = default_flat_margin(table, ms) if flat_margin is None else float(flat_margin)
+    generator, seed = as_generator(rng)
+    alpha = 1 - confidence_level
+    sign = 1 if ms.meta["higher_is_better"] else -1
+    analyses = _analyse_all(ms, alpha=alpha, confidence_level=confidence_level,
+                            flat_margin=margin, allow_u=bool(wanted & set(U_SHAPES)), sign=sign)
+    for a in analyses.values():
+        a.verdict = a.verdict if a.verdict in wanted else "inconclusive"
+    boot = _bootstrap_slopes(ms, analyses, int(n_boot), generator)
+    meta = {**ms.meta, "method": method, "n_boot": int(n_boot),
+            "confidence_level": confidence_level, "alpha": alpha, "flat_margin": margin,
+            "shapes": sorted(wanted), "seed": seed, "version": __version__,
+            "n_families": len(ms.families), "n_models": len(ms.models),
+            "n_examples": _n_examples(ms)}
+    result = TrendResult.from_analyses(ms, analyses, boot, meta)
+    if method == "bayes":
+        from .bayes import fit_bayes
+
+        result = fit_bayes(table, ms, result, rng=generator, **bayes_options)
+    return result
+
+
+def _n_examples(ms: ModelScores):
+    n = ms.models["n_examples"]
+    return int(n.max()) if n.notna().all() else None
+

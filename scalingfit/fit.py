@@ -177,11 +177,21 @@ def fit_trend(results, *, x: str = "n_params", method: str = "bootstrap", n_boot
             "n_families": len(ms.families), "n_models": len(ms.models),
             "n_examples": _n_examples(ms)}
     result = TrendResult.from_analyses(ms, analyses, boot, meta)
+    result = _add_noise(result, ms, generator)
     if method == "bayes":
         from .bayes import fit_bayes
 
         result = fit_bayes(table, ms, result, rng=generator, **bayes_options)
     return result
+
+
+def _add_noise(result, ms, generator):
+    """Trend strength, generality and noise diagnostics (:mod:`scalingfit.noise`)."""
+    try:
+        from .noise import add_noise_diagnostics
+    except ImportError:  # the noise module is optional while it is being written
+        return result
+    return add_noise_diagnostics(result, ms, rng=generator)
 
 
 def _n_examples(ms: ModelScores):

@@ -136,6 +136,11 @@ class TrendResult:
         Bootstrap replicate slopes per family (and 'pooled').
     meta : dict
         Options, seed, versions and data description.
+    strength, generality : pandas.DataFrame or None
+        Trend strength per family and pooled, and generality across families (filled by
+        :mod:`scalingfit.noise`).
+    posterior : arviz.InferenceData or None
+        Raw posterior of the Bayesian engine (not serialised).
     """
 
     shape: str
@@ -147,6 +152,8 @@ class TrendResult:
     diagnostics: pd.DataFrame
     boot: dict
     meta: dict
+    strength: pd.DataFrame = None
+    generality: pd.DataFrame = None
     posterior: object = field(default=None, compare=False, repr=False)
     analyses: dict = field(default=None, compare=False, repr=False)
 
@@ -214,7 +221,9 @@ class TrendResult:
         return jsonable({"shape": self.shape, "families": self.families, "pooled": self.pooled,
                          "models": self.models, "selection": self.selection,
                          "curves": self.curves, "diagnostics": self.diagnostics,
-                         "boot": boot, "meta": self.meta})
+                         "boot": boot, "meta": self.meta,
+                         "strength": self.strength if self.strength is not None else [],
+                         "generality": self.generality if self.generality is not None else []})
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrendResult":
@@ -226,7 +235,9 @@ class TrendResult:
         return cls(shape=d["shape"], families=frame("families"), pooled=dict(d["pooled"]),
                    models=frame("models"), selection=frame("selection"),
                    curves=frame("curves"), diagnostics=diag, boot=dict(d["boot"]),
-                   meta=dict(d["meta"]))
+                   meta=dict(d["meta"]),
+                   strength=frame("strength") if d.get("strength") else None,
+                   generality=frame("generality") if d.get("generality") else None)
 
     def to_json(self, path=None, **kwargs) -> str:
         """JSON text of :meth:`to_dict`; written to ``path`` when given."""

@@ -708,8 +708,9 @@ table.lights{width:100%;font-size:14px}table.lights td{padding:8px 10px}
 letter-spacing:.03em}
 table.lights .word span{display:inline-block;min-width:92px;text-align:center;padding:2px 8px;
 border-radius:10px;color:#fff;background:var(--na)}
-.st-pass .word span{background:var(--pass)}.st-warn .word span{background:var(--warn)}
-.st-fail .word span{background:var(--fail)}
+table.lights .st-pass .word span{background:var(--pass)}
+table.lights .st-warn .word span{background:var(--warn)}
+table.lights .st-fail .word span{background:var(--fail)}
 a{color:inherit;text-decoration:none;border-bottom:1px dotted var(--muted)}
 section.criterion{border-left:4px solid var(--na);padding-left:14px;margin-top:10px}
 section.st-pass{border-color:var(--pass)}section.st-warn{border-color:var(--warn)}

@@ -1,0 +1,404 @@
+"""Tests of the criterion report: parsed with a real HTML parser (``html.parser``).
+
+Every image must decode as a PNG, no external URL may appear, every criterion must have its
+traffic light and its section, and every number must equal the result object's.
+"""
+
+import base64
+import io
+import shlex
+import warnings
+from html.parser import HTMLParser
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.image as mpimg  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from statsmodels.stats.multitest import multipletests  # noqa: E402
+
+from scalingfit import (DataValidationError, StatisticalWarning, fit_trend,  # noqa: E402
+                        load_results)
+from scalingfit.cli import main  # noqa: E402
+from scalingfit.criteria_report import (CRITERIA, assess_criteria, claim_p_value,  # noqa: E402
+                                        render_document, report_tasks)
+from scalingfit.simulate import simulate_results  # noqa: E402
+
+N_BOOT = 200
+try:
+    import scalingfit.claims  # noqa: F401
+    HAVE_CLAIMS = True
+except ImportError:
+    HAVE_CLAIMS = False
+SYNTH = "data/synthetic_families.csv"
+
+
+# ------------------------------------------------------------------ a small DOM
+class Node:
+    def __init__(self, tag, attrs, parent=None):
+        self.tag, self.attrs, self.parent = tag, dict(attrs), parent
+        self.children = []  # Nodes and text, in document order
+
+    def iter(self):
+        yield self
+        for c in self.children:
+            if isinstance(c, Node):
+                yield from c.iter()
+
+    def find_all(self, tag=None, **attrs):
+        return [n for n in self.iter() if (tag is None or n.tag == tag)
+                and all(n.attrs.get(k.replace("_", "-")) == v for k, v in attrs.items())]
+
+    def all_text(self):
+        return "".join(c.all_text() if isinstance(c, Node) else c for c in self.children)
+
+
+class TreeBuilder(HTMLParser):
+    VOID = {"meta", "img", "br", "hr", "link", "input"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.root = Node("root", [])
+        self.cur = self.root
+
+    def handle_starttag(self, tag, attrs):
+        node = Node(tag, attrs, self.cur)
+        self.cur.children.append(node)
+        if tag not in self.VOID:
+            self.cur = node
+
+    def handle_endtag(self, tag):
+        node = self.cur
+        while node is not self.root and node.tag != tag:
+            node = node.parent
+        assert node.tag == tag, f"unbalanced </{tag}>"
+        self.cur = node.parent
+
+    def handle_data(self, data):
+        self.cur.children.append(data)
+
+
+def parse(text):
+    builder = TreeBuilder()
+    builder.feed(text)
+    builder.close()
+    assert builder.cur is builder.root, "unclosed elements"
+    return builder.root
+
+
+def fmt(v, digits=3):
+    return f"{v:.{digits}g}"
+
+
+# ------------------------------------------------------------------ fixtures
+def _quiet(fn, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StatisticalWarning)
+        return fn(*args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def table():
+    return load_results(SYNTH)
+
+
+@pytest.fixture(scope="module")
+def result(table):
+    return _quiet(fit_trend, table, n_boot=N_BOOT, rng=0)
+
+
+@pytest.fixture(scope="module")
+def page(result, table, tmp_path_factory):
+    out = tmp_path_factory.mktemp("html") / "report.html"
+    text = _quiet(result.report, format="html", claim="inverse", data=table, source=SYNTH,
+                  out=str(out))
+    assert out.read_text(encoding="utf-8") == text
+    return text
+
+
+@pytest.fixture(scope="module")
+def dom(page):
+    return parse(page)
+
+
+# ------------------------------------------------------------------ self-contained HTML
+def test_every_image_is_an_embedded_png_that_decodes(dom):
+    imgs = dom.find_all("img")
+    assert len(imgs) >= 3  # trend, family panels, slope distribution
+    for img in imgs:
+        src = img.attrs["src"]
+        assert src.startswith("data:image/png;base64,")
+        arr = mpimg.imread(io.BytesIO(base64.b64decode(src.split(",", 1)[1])), format="png")
+        assert arr.ndim == 3 and arr.shape[0] > 100 and arr.shape[1] > 100
+        assert img.attrs["alt"]
+
+
+def test_no_external_url_script_or_stylesheet(page, dom):
+    assert "://" not in page
+    assert not dom.find_all("script") and not dom.find_all("link") and not dom.find_all("iframe")
+    for node in dom.iter():
+        for key in ("href", "src", "action"):
+            v = node.attrs.get(key)
+            if v is not None:
+                assert v.startswith(("#", "data:image/png;base64,")), (key, v[:60])
+    assert "@import" not in page and "url(" not in page
+    assert "@media print" in page  # printable
+
+
+def test_every_criterion_has_a_light_and_a_section(dom):
+    (lights_table,) = dom.find_all("table", id="criteria")
+    rows = lights_table.find_all("tr")
+    assert [r.attrs["data-criterion"] for r in rows] == list(CRITERIA)
+    for row in rows:
+        key = row.attrs["data-criterion"]
+        assert row.attrs["data-status"] in ("pass", "warn", "fail", "na")
+        cells = row.find_all("td")
+        assert cells[1].all_text() == CRITERIA[key]
+        assert len(cells[3].all_text()) > 20  # a one-line reason
+        (section,) = dom.find_all("section", data_criterion=key)
+        assert section.attrs["id"] == f"crit-{key}"
+        assert cells[1].find_all("a")[0].attrs["href"] == f"#crit-{key}"
+        assert section.find_all("h2")[0].all_text().startswith(CRITERIA[key])
+
+
+def test_header_shows_task_counts_and_verdict(dom, result):
+    facts = {dt.all_text(): dd.all_text() for dt, dd in zip(dom.find_all("dt"),
+                                                            dom.find_all("dd"))}
+    assert facts["task"] == "synthetic-inverse"
+    assert facts["families"] == "3 (fam0, fam1, fam2)"
+    assert facts["models"] == "24"
+    assert facts["examples"] == "400 per model"
+    (verdict,) = dom.find_all("div", **{"class": "verdict"})
+    assert verdict.attrs["data-shape"] == result.shape == "inverse"
+    assert "larger models do worse" in verdict.all_text()
+
+
+# ------------------------------------------------------------------ numbers equal the result
+def _resolve(result, field):
+    head, _, key = field.partition(".")
+    if field == "shape":
+        return result.shape
+    if head == "pooled":
+        return result.pooled[key]
+    if head == "meta":
+        return result.meta[key]
+    if field == "claim.p_value":
+        return claim_p_value(result.pooled, "inverse", 1)
+    raise KeyError(field)
+
+
+def test_inline_numbers_equal_the_result(dom, result):
+    nums = dom.find_all("span", **{"class": "num"})
+    assert {n.attrs["data-field"] for n in nums} >= {"meta.n_models", "meta.n_families",
+                                                     "meta.n_examples", "claim.p_value"}
+    for n in nums:
+        expected = _resolve(result, n.attrs["data-field"])
+        value = n.attrs["data-value"]
+        if isinstance(expected, float):
+            assert float(value) == expected
+        else:
+            assert value == str(expected)
+    (p,) = [n for n in nums if n.attrs["data-field"] == "claim.p_value"]
+    assert p.all_text() == fmt(result.pooled["p_value"] / 2, 2)
+
+
+def _table_rows(dom, table_id):
+    (table,) = dom.find_all("table", id=table_id)
+    return table.find_all("tbody")[0].find_all("tr")
+
+
+def test_family_table_equals_result(dom, result):
+    rows = _table_rows(dom, "families")
+    expected = pd.concat([result.families, pd.DataFrame([result.pooled])], ignore_index=True)
+    assert [r.attrs["data-key"] for r in rows] == ["fam0", "fam1", "fam2", "pooled"]
+    for row, (_, exp) in zip(rows, expected.iterrows()):
+        for cell in row.find_all("td"):
+            col = cell.attrs["data-col"]
+            want = exp[col]
+            if isinstance(want, float) and col in ("slope", "ci_lower", "ci_upper", "tau2",
+                                                   "total_change"):
+                assert float(cell.attrs["data-value"]) == want
+                assert cell.all_text() == fmt(want)
+            elif col in ("p_value", "p_gate"):
+                assert float(cell.attrs["data-value"]) == want
+                assert cell.all_text() == fmt(want, 2)
+
+
+def test_model_table_equals_result(dom, result):
+    rows = _table_rows(dom, "models")
+    assert len(rows) == len(result.models)
+    for row, (_, exp) in zip(rows, result.models.iterrows()):
+        assert row.attrs["data-key"] == exp["model"]
+        cells = {c.attrs["data-col"]: c for c in row.find_all("td")}
+        for col in ("score", "se", "ci_lower", "ci_upper", "x"):
+            assert float(cells[col].attrs["data-value"]) == exp[col]
+        assert cells["score"].all_text() == fmt(exp["score"], 4)
+
+
+def test_selection_and_claim_tables_equal_result(dom, result):
+    rows = _table_rows(dom, "selection")
+    assert len(rows) == len(result.selection)
+    for row, (_, exp) in zip(rows, result.selection.iterrows()):
+        cells = {c.attrs["data-col"]: c for c in row.find_all("td")}
+        assert cells["curve"].all_text() == exp["curve"]
+        assert float(cells["aicc"].attrs["data-value"]) == exp["aicc"]
+    holm = multipletests([claim_p_value(r, "inverse") for r in
+                          result.families.to_dict(orient="records")], method="holm")[1]
+    rows = _table_rows(dom, "claim_families")
+    got = [float(r.find_all("td", data_col="p_holm")[0].attrs["data-value"]) for r in rows]
+    np.testing.assert_allclose(got, holm, rtol=1e-12)
+
+
+def test_diagnostic_notes_are_numbered_in_order(dom, result):
+    (ol,) = dom.find_all("ol", **{"class": "notes"})
+    items = ol.find_all("li")
+    assert [li.attrs["data-code"] for li in items] == list(result.diagnostics["code"])
+    assert [li.all_text().endswith(msg) for li, msg in zip(items, result.diagnostics["message"])]
+
+
+# ------------------------------------------------------------------ reproducibility
+def test_reproducibility_section_and_its_command_reproduce_the_numbers(dom, result, tmp_path):
+    (sec,) = dom.find_all("section", id="reproducibility")
+    codes = [c.all_text() for c in sec.find_all("code")]
+    py, cli = codes
+    assert "rng=0" in py and "n_boot=200" in py and "claim='inverse'" in py
+    assert cli.startswith("scalingfit report data/synthetic_families.csv --task "
+                          "synthetic-inverse --n-boot 200 --seed 0 --claim inverse -o ")
+    assert shlex.split(cli)[-1].endswith("report.html")
+    cells = {r.find_all("td")[0].all_text(): r.find_all("td")[1].all_text()
+             for r in _table_rows(dom, "versions")}
+    assert cells["seed"] == "0" and cells["scalingfit"] == result.meta["version"]
+    assert {"numpy", "scipy", "pandas", "statsmodels", "matplotlib", "python"} <= set(cells)
+    # run the printed command: the numbers come out identical
+    argv = shlex.split(cli)[1:]
+    argv[-1] = str(tmp_path / "again.html")
+    assert _quiet(main, argv) == 0
+    again = parse((tmp_path / "again.html").read_text(encoding="utf-8"))
+    key = lambda d: [(n.attrs["data-field"], n.attrs["data-value"])
+                     for n in d.find_all("span", **{"class": "num"})]
+    assert key(again) == key(dom)
+
+
+# ------------------------------------------------------------------ criteria logic
+def test_wrong_claim_fails_strength_and_noise(result):
+    crit = {c.key: c for c in assess_criteria(result, "positive")}
+    assert crit["trend_strength"].status == "fail"
+    assert crit["noise"].status == "fail"
+    assert crit["generality"].status == "fail"
+    crit = {c.key: c for c in assess_criteria(result, "inverse")}
+    assert crit["trend_strength"].status == crit["generality"].status == "pass"
+    assert crit["coverage"].status == "na"
+    assert crit["coverage"].reason.startswith("no subtask or variant column")
+
+
+def test_single_family_generality_is_flagged():
+    res = _quiet(fit_trend, "data/opt_isp_round1.csv", task="NeQA", n_boot=N_BOOT, rng=0)
+    crit = {c.key: c for c in assess_criteria(res, "inverse")}
+    assert crit["generality"].status == "warn"
+    assert crit["generality"].reason == ("one family only: generality across model families is "
+                                         "untested.")
+
+
+def test_bad_claim_is_rejected_with_the_allowed_values(result):
+    with pytest.raises(DataValidationError) as err:
+        render_document(result, claim="downward")
+    assert str(err.value) == ("claim must be one of ['positive', 'inverse', 'u_shaped', "
+                              "'inverted_u', 'flat']; got 'downward'.")
+
+
+def test_variant_column_drives_the_coverage_criterion():
+    frames = []
+    for i, shape in enumerate(("inverse", "inverse")):
+        d = simulate_results(shape, n_families=2, n_models=6, n_examples=300, effect=1.2,
+                             model_sd=0.02, rng=10 + i)
+        frames.append(d.assign(variant=f"v{i}", example_id=d["example_id"] + f"-v{i}"))
+    data = pd.concat(frames, ignore_index=True)
+    res = _quiet(fit_trend, data, n_boot=N_BOOT, rng=0)
+    text = _quiet(render_document, res, claim="inverse", data=data, plots=False)
+    dom = parse(text)
+    (row,) = dom.find_all("tr", data_criterion="coverage")
+    assert row.attrs["data-status"] in ("pass", "warn")
+    rows = _table_rows(dom, "coverage")
+    assert [r.attrs["data-key"] for r in rows] == ["v0", "v1"]
+    assert all(r.find_all("td", data_col="agrees")[0].all_text() == "yes" for r in rows)
+
+
+# ------------------------------------------------------------------ markdown
+def test_markdown_writes_pngs_beside_it(result, table, tmp_path):
+    out = tmp_path / "appendix.md"
+    text = _quiet(render_document, result, format="markdown", claim="inverse", data=table,
+                  out=out)
+    assert out.read_text(encoding="utf-8") == text
+    pngs = sorted((tmp_path / "appendix_files").glob("*.png"))
+    assert [p.name for p in pngs] == ["families.png", "slopes.png", "trend.png"]
+    for p in pngs:
+        assert mpimg.imread(p).ndim == 3
+        assert f"](appendix_files/{p.name})" in text
+    assert "data:image" not in text and "://" not in text
+    for title in CRITERIA.values():
+        assert f"| {title} |" in text
+    assert f"| fam0 | 8 | inverse | {fmt(result.families['slope'][0])} |" in text
+
+
+# ------------------------------------------------------------------ several tasks
+def test_report_tasks_summary_with_holm_and_bh(tmp_path):
+    out = tmp_path / "tasks.html"
+    text = _quiet(report_tasks, "data/opt_isp_round1.csv", claim="inverse", out=out,
+                  n_boot=N_BOOT, rng=0, plots=False)
+    dom = parse(text)
+    rows = _table_rows(dom, "summary")
+    by_task = {r.attrs["data-key"]: {c.attrs["data-col"]: c for c in r.find_all("td")}
+               for r in rows}
+    assert list(by_task) == list(pd.unique(pd.read_csv("data/opt_isp_round1.csv")["task"]))
+    assert by_task["redefine-math"]["verdict"].all_text() == "not fitted"
+    assert "at least 3 models" in by_task["redefine-math"]["why"].all_text()
+    fitted = [t for t in by_task if t != "redefine-math"]
+    assert len(fitted) == 3
+    p = np.array([float(by_task[t]["p"].attrs["data-value"]) for t in fitted])
+    for col, method in (("p_holm", "holm"), ("p_bh", "fdr_bh")):
+        got = [float(by_task[t][col].attrs["data-value"]) for t in fitted]
+        np.testing.assert_allclose(got, multipletests(p, method=method)[1], rtol=1e-12)
+    # each task's p is the one-sided p of its own fit, and each task has its own section
+    sections = {sec.find_all("h2")[0].all_text(): sec
+                for sec in dom.find_all("section", **{"class": "task"})}
+    assert list(sections) == [f"{t} \u00b7 accuracy" for t in fitted]
+    for t in fitted:
+        res = _quiet(fit_trend, "data/opt_isp_round1.csv", task=t, n_boot=N_BOOT, rng=0)
+        assert by_task[t]["verdict"].all_text() == res.shape
+        assert float(by_task[t]["slope"].attrs["data-value"]) == res.pooled["slope"]
+        if not HAVE_CLAIMS:
+            assert float(by_task[t]["p"].attrs["data-value"]) == claim_p_value(res.pooled,
+                                                                               "inverse")
+        sec = sections[f"{t} \u00b7 accuracy"]
+        assert len(sec.find_all("tr", data_criterion="noise")) == 1
+
+
+# ------------------------------------------------------------------ CLI
+def test_cli_report_html_and_markdown(tmp_path, capsys):
+    out = tmp_path / "r.html"
+    assert _quiet(main, ["report", SYNTH, "--claim", "inverse", "--seed", "0", "--n-boot", "200",
+                         "-o", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote {out}"
+    dom = parse(out.read_text(encoding="utf-8"))
+    assert len(dom.find_all("tr", data_criterion="trend_strength")) == 1
+    md = tmp_path / "r.md"
+    assert _quiet(main, ["report", SYNTH, "--seed", "0", "--n-boot", "200", "-o", str(md)]) == 0
+    assert (tmp_path / "r_files" / "trend.png").exists()
+
+
+def test_cli_multi_task_table_gives_one_report(tmp_path):
+    out = tmp_path / "tasks.html"
+    assert _quiet(main, ["report", "data/opt_isp_round1.csv", "--claim", "inverse", "--seed",
+                         "0", "--n-boot", "200", "-o", str(out)]) == 0
+    dom = parse(out.read_text(encoding="utf-8"))
+    assert len(_table_rows(dom, "summary")) == 4
+
+
+def test_cli_rejects_unknown_output_suffix(tmp_path, capsys):
+    assert main(["report", SYNTH, "-o", str(tmp_path / "r.pdf")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"scalingfit: error: output {str(tmp_path / 'r.pdf')!r} must end in .html or .md (the "
+        "report format is read from the suffix); got '.pdf'.")

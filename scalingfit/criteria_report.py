@@ -61,21 +61,28 @@ def _perf_sign(result) -> int:
 def claim_p_value(row: dict, claim: str, perf_sign: int = 1) -> float:
     """p-value of ``claim`` from one row of estimates (a family row or ``result.pooled``).
 
-    Monotone claims: the one-sided p of the linear slope in the claimed direction (performance
-    orientation), from its two-sided Knapp-Hartung p. U-type claims: the two-lines p
-    (``p_u_shaped`` / ``p_inverted_u``). 'flat': the equivalence (TOST) p. Bayesian results with
-    a posterior probability ``p_<claim>`` are not p-values and are not read here.
+    The p-value of the gated verdict procedure of :mod:`scalingfit.shapes` for this shape, as an
+    intersection-union test: the claim is shown at level alpha exactly when every step rejects,
+    so ``p = max(p_gate, p_step)`` and ``p <= alpha`` matches the verdict. Monotone claims: the
+    step is the two-sided Knapp-Hartung slope test when the estimate points the claimed way
+    (performance orientation), else ``1 - p/2``. U-type claims: the two-lines p
+    (``p_u_shaped`` / ``p_inverted_u``). 'flat': the equivalence (TOST) p alone. Posterior
+    probabilities (``method='bayes'``) are not p-values and are not read here.
     """
+    gate = row.get("p_gate")
+    gate = float(gate) if _finite(gate) else 0.0
     if claim in ("positive", "inverse"):
         b, p = row.get("slope"), row.get("p_value")
         if not (_finite(b) and _finite(p)):
             return float("nan")
         want = 1 if claim == "positive" else -1
         agrees = np.sign(float(b)) * perf_sign == want
-        return float(p) / 2 if agrees else 1 - float(p) / 2
+        return max(gate, float(p)) if agrees else 1 - float(p) / 2
     key = {"u_shaped": "p_u_shaped", "inverted_u": "p_inverted_u", "flat": "p_flat"}.get(claim)
     v = row.get(key) if key else None
-    return float(v) if _finite(v) else float("nan")
+    if not _finite(v):
+        return float("nan")
+    return float(v) if claim == "flat" else max(gate, float(v))
 
 
 def _direction_agrees(row, claim, perf_sign) -> bool:
@@ -100,7 +107,7 @@ class Criterion:
 
 
 def family_claim_table(result, claim: str) -> pd.DataFrame:
-    """Per family: verdict, slope with interval, one-sided p of the claim and its Holm
+    """Per family: verdict, slope with interval, p of the claim (:func:`claim_p_value`) and its Holm
     adjustment across families (statsmodels ``multipletests``)."""
     from statsmodels.stats.multitest import multipletests
 
@@ -158,7 +165,7 @@ def _strength(result, claim) -> Criterion:
     elif claim == "flat":
         desc = f"equivalence p = {_fmt_p(pc)}; " + desc
     else:
-        desc += f", one-sided p = {_fmt_p(pc)}"
+        desc += f", p of the claim = {_fmt_p(pc)}"
     if _finite(pc) and pc <= a and result.shape == claim:
         status = "pass"
     elif not _finite(pc) or pc >= 0.5 or (result.shape in TREND_SHAPES and result.shape != claim):
@@ -499,9 +506,8 @@ def _task_blocks(result, criteria, claim, plots, prefix="", level=2):
         ev = [f" Posterior probability of the {claim} claim: ",
               Num(p[f"p_{claim}"], f"pooled.p_{claim}"), "."]
     elif claim:
-        ev = [f" {'One-sided p' if claim in ('positive', 'inverse') else 'p'} of the {claim} "
-              "claim: ", Num(claim_p_value(p, claim, _perf_sign(result)), "claim.p_value", "p"),
-              "."]
+        ev = [f" p of the {claim} claim (gate and shape test together): ",
+              Num(claim_p_value(p, claim, _perf_sign(result)), "claim.p_value", "p"), "."]
     blocks.append(("verdict", result.shape, ["Verdict: ", Num(result.shape, "shape"), " — ",
                                               verdict_sentence(result), *ev]))
     blocks.append(("lights", [(c.key, c.title, c.status, c.reason) for c in criteria], prefix))
@@ -527,8 +533,8 @@ def _task_blocks(result, criteria, claim, plots, prefix="", level=2):
     if fig.get(f"{prefix}families"):
         blocks.append(("fig", f"{prefix}families", *fig[f"{prefix}families"]))
     if c.table is not None and len(c.table) and "p_holm" in c.table:
-        blocks.append(("table", _table(f"{prefix}claim_families", "Claim per family (one-sided "
-                                       "p, Holm-adjusted across families)", c.table,
+        blocks.append(("table", _table(f"{prefix}claim_families", "Claim per family (p of the "
+                                       "claim, Holm-adjusted across families)", c.table,
                                        _CLAIM_COLS, "claim_families", "family")))
     if result.generality is not None and len(result.generality):
         blocks.append(("table", _table(f"{prefix}generality", "Generality (scalingfit.noise)",
@@ -1025,7 +1031,7 @@ def report_tasks(results_table, *, claim=None, format="html", out=None, source=N
             summary.loc[fitted, col] = multipletests(summary.loc[fitted, "p"], method=method)[1]
     alpha = 1 - fit_kwargs.get("confidence_level", 0.95)
     summary["holds_holm"] = summary["p_holm"] <= alpha
-    what = f"the {claim} claim (one-sided)" if claim else "a trend (gate: not flat)"
+    what = f"the {claim} claim (gate and shape test)" if claim else "a trend (gate: not flat)"
     blocks = [("facts", [("tasks", [Num(len(summary), "summary.n_tasks")]),
                          ("fitted", [Num(int(fitted.sum()), "summary.n_fitted")]),
                          ("claim", [claim or "none"]), ("seed", [str(seed)])]),

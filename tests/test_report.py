@@ -202,7 +202,8 @@ def test_inline_numbers_equal_the_result(dom, result):
         else:
             assert value == str(expected)
     (p,) = [n for n in nums if n.attrs["data-field"] == "claim.p_value"]
-    assert p.all_text() == fmt(result.pooled["p_value"] / 2, 2)
+    assert float(p.attrs["data-value"]) == max(result.pooled["p_gate"], result.pooled["p_value"])
+    assert p.all_text() == fmt(float(p.attrs["data-value"]), 2)
 
 
 def _table_rows(dom, table_id):
@@ -361,7 +362,7 @@ def test_report_tasks_summary_with_holm_and_bh(tmp_path):
     for col, method in (("p_holm", "holm"), ("p_bh", "fdr_bh")):
         got = [float(by_task[t][col].attrs["data-value"]) for t in fitted]
         np.testing.assert_allclose(got, multipletests(p, method=method)[1], rtol=1e-12)
-    # each task's p is the one-sided p of its own fit, and each task has its own section
+    # each task's p is the claim's p of its own fit, and each task has its own section
     sections = {sec.find_all("h2")[0].all_text(): sec
                 for sec in dom.find_all("section", **{"class": "task"})}
     assert list(sections) == [f"{t} \u00b7 accuracy" for t in fitted]
@@ -402,3 +403,12 @@ def test_cli_rejects_unknown_output_suffix(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         f"scalingfit: error: output {str(tmp_path / 'r.pdf')!r} must end in .html or .md (the "
         "report format is read from the suffix); got '.pdf'.")
+
+
+@pytest.mark.parametrize("source, task", [(SYNTH, None), ("data/opt_isp_round1.csv", "NeQA"),
+                                          ("data/opt_isp_round1.csv", "quote-repetition")])
+def test_claim_p_value_agrees_with_the_gated_verdict(source, task):
+    res = _quiet(fit_trend, source, task=task, n_boot=N_BOOT, rng=0)
+    p = claim_p_value(res.pooled, "inverse", 1)
+    assert (p <= res.meta["alpha"]) == (res.shape == "inverse")
+    assert p == max(res.pooled["p_gate"], res.pooled["p_value"]) or res.pooled["slope"] > 0

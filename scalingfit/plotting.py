@@ -377,25 +377,31 @@ def _canonical(df, aliases, required):
     return pd.DataFrame(out)
 
 
+def _nested(obj, depth=2):
+    """``obj`` and, for dicts, its values (two levels deep): where a table may sit."""
+    yield obj
+    if isinstance(obj, dict) and depth:
+        for value in obj.values():
+            if isinstance(value, (dict, list, pd.DataFrame)):
+                yield from _nested(value, depth - 1)
+
+
 def _find_table(result, attr, codes, aliases, required):
-    """A table produced by :mod:`scalingfit.noise`: an attribute of the result, a row of
-    ``result.strength``/``generality`` details, or the ``details`` of a diagnostic note."""
-    cand = getattr(result, attr, None)
-    if cand is not None:
-        got = _canonical(cand, aliases, required)
-        if got is not None:
-            return got
+    """A table produced by :mod:`scalingfit.noise`: an attribute of the result, an entry of
+    ``result.meta['noise']``, or the ``details`` of a diagnostic note with one of ``codes``."""
+    places = [getattr(result, attr, None), (result.meta.get("noise") or {}).get(attr)]
     diag = result.diagnostics
     if diag is not None and len(diag):
-        for _, row in diag[diag["code"].astype(str).str.contains("|".join(codes))].iterrows():
-            details = row["details"] if isinstance(row["details"], dict) else {}
-            for value in details.values():
-                if isinstance(value, (list, pd.DataFrame)) or (
-                        isinstance(value, dict) and value and all(
-                            isinstance(v, (list, np.ndarray)) for v in value.values())):
-                    got = _canonical(value, aliases, required)
-                    if got is not None:
-                        return got
+        hits = diag[diag["code"].astype(str).str.contains("|".join(codes))]
+        places += [d for d in hits["details"] if isinstance(d, dict)]
+    for place in places:
+        for cand in _nested(place) if place is not None else ():
+            if isinstance(cand, dict) and not all(
+                    isinstance(v, (list, np.ndarray)) for v in cand.values()):
+                continue
+            got = _canonical(cand, aliases, required)
+            if got is not None:
+                return got
     return None
 
 

@@ -209,3 +209,18 @@ def test_noise_plots_explain_a_missing_table(result):
 def test_result_plot_returns_axes(result):
     ax = result.plot()
     assert isinstance(ax, matplotlib.axes.Axes)
+
+
+def test_noise_tables_are_found_in_meta_noise(result):
+    meta = {**result.meta, "noise": {
+        "influence": [{"model": "fam0-7", "verdict": "inconclusive", "slope": -0.05},
+                      {"model": "fam1-7", "verdict": "inverse", "slope": -0.07}],
+        "power": {"target": 0.8, "curve": {"effect": [0.01, 0.1], "n_needed": [4000, 40]}}}}
+    res = result.replace(meta=meta)
+    infl = plotting.influence_table(res)
+    assert list(infl["dropped"]) == ["fam0-7", "fam1-7"]
+    assert list(infl["shape"]) == ["inconclusive", "inverse"]
+    power = plotting.power_table(res)
+    assert list(power["effect"]) == [0.01, 0.1] and list(power["n_examples"]) == [4000, 40]
+    ax = plotting.plot_influence(res)
+    assert "1 of 2 change it" in ax.get_title()

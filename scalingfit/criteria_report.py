@@ -1,4 +1,4 @@
-"""Criterion report for reviewers: one page per task that answers the prize's questions with numbers.
+"""Criterion report for reviewers: one page per task answering the prize's questions in numbers.
 
 The report has four criteria, each a traffic light with a one-line reason and a section of
 evidence: **trend strength**, **generality across families**, **noise / does the claim survive**,
@@ -107,8 +107,8 @@ class Criterion:
 
 
 def family_claim_table(result, claim: str) -> pd.DataFrame:
-    """Per family: verdict, slope with interval, p of the claim (:func:`claim_p_value`) and its Holm
-    adjustment across families (statsmodels ``multipletests``)."""
+    """Per family: verdict, slope with interval, p of the claim (:func:`claim_p_value`) and its
+    Holm adjustment across families (statsmodels ``multipletests``)."""
     from statsmodels.stats.multitest import multipletests
 
     fam = result.families
@@ -254,7 +254,7 @@ def _noise(result, claim, check) -> Criterion:
         return Criterion("noise", "na", f"no claim to test (verdict {result.shape}).")
     if check is not None:
         checks = getattr(check, "checks", None)
-        failed = [] if checks is None else list(
+        failed = [] if checks is None or "passed" not in checks else list(
             checks.loc[~checks["passed"].astype(bool)].iloc[:, 0].astype(str))
         status = "pass" if check.survives else ("warn" if result.shape == claim else "fail")
         reason = (f"the {claim} claim {'survives' if check.survives else 'does not survive'} "

@@ -28,7 +28,9 @@ REQUIRED_AGGREGATED = ("model", "n_params", "score")
 #: metric names read as proportions in [0, 1] (checked) unless ``proportion=False`` is given
 PROPORTION_METRICS = ("accuracy", "acc", "acc_norm", "exact_match", "em", "correct", "f1",
                       "pass@1", "pass_at_1", "win_rate", "label_prob_coverage", "coverage")
-_LOWER_IS_BETTER = re.compile(r"loss|nll|error|perplexity|ppl|bpb|bits_per|brier|ece", re.I)
+# a "neg_" prefix (neg_loss = -loss, as the runner writes for sequence_prob) means higher is better
+_LOWER_IS_BETTER = re.compile(r"^(?!neg).*(loss|nll|error|perplexity|ppl|bpb|bits_per|brier|ece)",
+                              re.I)
 _MAX_LISTED = 5
 
 
@@ -38,6 +40,11 @@ def _rows(index) -> str:
     shown = ", ".join(str(i) for i in index[:_MAX_LISTED])
     more = len(index) - _MAX_LISTED
     return f"{shown} (and {more} more)" if more > 0 else shown
+
+
+def _val(v):
+    """A numpy scalar as its plain Python value, so messages read ``0.0`` not ``np.float64``."""
+    return v.item() if hasattr(v, "item") else v
 
 
 def _read_path(path: Path, format: str | None) -> pd.DataFrame:
@@ -91,7 +98,7 @@ def _to_numeric(df: pd.DataFrame, col: str) -> None:
     if len(bad):
         raise DataValidationError(
             f"column {col!r} must be numeric; rows {_rows(bad)} hold "
-            f"{df.loc[bad[0], col]!r}. Give plain numbers (e.g. 1.3e9, not '1.3B').")
+            f"{_val(df.loc[bad[0], col])!r}. Give plain numbers (e.g. 1.3e9, not '1.3B').")
     df[col] = values.astype(float)
 
 
@@ -100,7 +107,7 @@ def _check_sizes(df: pd.DataFrame, col: str) -> None:
     if len(bad):
         raise DataValidationError(
             f"column {col!r} must be positive (it is put on a log scale); rows {_rows(bad)} hold "
-            f"{df.loc[bad[0], col]!r}.")
+            f"{_val(df.loc[bad[0], col])!r}.")
     sizes = df.groupby(["family", "model"], sort=False)[col].nunique()
     two = sizes[sizes > 1]
     if len(two):
@@ -143,7 +150,7 @@ def _check_proportion(df: pd.DataFrame, metric: str | None) -> None:
     if len(bad):
         raise DataValidationError(
             f"column 'score' must lie in [0, 1] for the proportion metric {metric!r}; rows "
-            f"{_rows(bad)} hold {df.loc[bad[0], 'score']!r}. Rescale percentages to [0, 1], or "
+            f"{_rows(bad)} hold {_val(df.loc[bad[0], 'score'])!r}. Rescale percentages to [0, 1], or "
             "pass proportion=False if the metric is not a proportion.")
 
 

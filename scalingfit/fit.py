@@ -13,7 +13,7 @@ from .exceptions import DataValidationError
 from .metareg import batched_gls
 from .shapes import ShapeAnalysis, analyse_shape
 
-__all__ = ["fit_trend", "default_flat_margin"]
+__all__ = ["fit_trend", "analyse", "default_flat_margin"]
 
 U_SHAPES = ("u_shaped", "inverted_u")
 
@@ -98,6 +98,33 @@ def _bootstrap_slopes(ms: ModelScores, analyses: dict, n_boot: int, rng) -> dict
     return out
 
 
+def analyse(ms: ModelScores, table: pd.DataFrame, *, confidence_level: float = 0.95,
+            flat_margin: float | None = None, shapes="auto"):
+    """The deterministic core of :func:`fit_trend`: shape analyses without bootstrap or notes.
+
+    Simulation studies call this directly (it is what decides every verdict).
+
+    Returns
+    -------
+    analyses : dict
+        Family name (and 'pooled' when there are several) -> :class:`ShapeAnalysis`.
+    shapes : set
+        The shapes considered.
+    flat_margin : float or None
+        The margin used.
+    """
+    explicit = not (isinstance(shapes, str) and shapes == "auto")
+    wanted = _check_shapes(shapes, ms)
+    _check_family_sizes(ms, wanted, explicit)
+    margin = default_flat_margin(table, ms) if flat_margin is None else float(flat_margin)
+    sign = 1 if ms.meta["higher_is_better"] else -1
+    analyses = _analyse_all(ms, alpha=1 - confidence_level, confidence_level=confidence_level,
+                            flat_margin=margin, allow_u=bool(wanted & set(U_SHAPES)), sign=sign)
+    for a in analyses.values():
+        a.verdict = a.verdict if a.verdict in wanted else "inconclusive"
+    return analyses, wanted, margin
+
+
 def fit_trend(results, *, x: str = "n_params", method: str = "bootstrap", n_boot: int = 2000,
               confidence_level: float = 0.95, flat_margin: float | None = None,
               shapes="auto", task: str | None = None, metric: str | None = None,
@@ -159,17 +186,10 @@ def fit_trend(results, *, x: str = "n_params", method: str = "bootstrap", n_boot
         raise DataValidationError(f"n_boot must be at least 100; got {n_boot!r}.")
     table = load_results(results, task=task, metric=metric, higher_is_better=higher_is_better)
     ms = model_scores(table, x=x)
-    explicit = not (isinstance(shapes, str) and shapes == "auto")
-    wanted = _check_shapes(shapes, ms)
-    _check_family_sizes(ms, wanted, explicit)
-    margin = default_flat_margin(table, ms) if flat_margin is None else float(flat_margin)
+    analyses, wanted, margin = analyse(ms, table, confidence_level=confidence_level,
+                                       flat_margin=flat_margin, shapes=shapes)
     generator, seed = as_generator(rng)
     alpha = 1 - confidence_level
-    sign = 1 if ms.meta["higher_is_better"] else -1
-    analyses = _analyse_all(ms, alpha=alpha, confidence_level=confidence_level,
-                            flat_margin=margin, allow_u=bool(wanted & set(U_SHAPES)), sign=sign)
-    for a in analyses.values():
-        a.verdict = a.verdict if a.verdict in wanted else "inconclusive"
     boot = _bootstrap_slopes(ms, analyses, int(n_boot), generator)
     meta = {**ms.meta, "method": method, "n_boot": int(n_boot),
             "confidence_level": confidence_level, "alpha": alpha, "flat_margin": margin,

@@ -69,3 +69,13 @@ def test_ml_tau2_below_reml():
     y = 0.1 * z + rng.normal(0, 0.1, 8)
     V = np.eye(8) * 1e-4
     assert estimate_tau2(y, X, V, method="ML") < estimate_tau2(y, X, V)
+
+
+@pytest.mark.parametrize("ps", [(0.01, 0.3), (0.2, 0.04), (0.7, float("nan")), (0.6, 0.9)])
+def test_gate_is_holm(ps):
+    from statsmodels.stats.multitest import multipletests
+
+    from scalingfit.shapes import _gate
+
+    finite = [p for p in ps if np.isfinite(p)]
+    assert _gate(*ps)["p_value"] == pytest.approx(min(multipletests(finite, method="holm")[1]))

@@ -1,0 +1,434 @@
+"""``check_claim``: does a claimed scaling trend survive noise?
+
+A claim ("inverse scaling on this task") survives when every required check passes:
+
+1. **significance** -- the gated verdict of :func:`scalingfit.fit_trend` is the claimed shape, with
+   the *model* as the unit of inference (random-effects meta-regression, Knapp-Hartung t / F);
+2. **null_calibration** -- a parametric bootstrap under the best-fitting curve *without* the
+   claimed shape (flat for monotone claims, a straight line for U-type claims) also rejects;
+3. **influence** -- the verdict stays the claim when any single model is dropped (the largest
+   one in particular: Wei et al. 2022);
+4. **stability** -- at least ``min_stability`` of the replicates (examples and models resampled)
+   reach the claimed verdict;
+5. **generality** (several families) -- the pooled verdict survives leaving out each family and
+   no family shows the opposite shape.
+
+Power, floor / ceiling near chance and metric sensitivity are reported alongside (``required``
+is False): they explain a failure, they do not cause one. The numbers come from
+:mod:`scalingfit.noise`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .exceptions import DataValidationError
+
+__all__ = ["check_claim", "ClaimCheck", "register", "CLAIMS"]
+
+CLAIMS = ("positive", "inverse", "u_shaped", "inverted_u", "flat")
+_OPPOSITE = {"positive": "inverse", "inverse": "positive", "u_shaped": "inverted_u",
+             "inverted_u": "u_shaped", "flat": None}
+_WORDS = {"positive": "larger models do better", "inverse": "larger models do worse",
+          "u_shaped": "performance falls, then recovers at scale",
+          "inverted_u": "performance rises, then falls at scale",
+          "flat": "performance does not change beyond the margin"}
+
+
+def _fmt(v, digits=3):
+    if v is None or (isinstance(v, (float, np.floating)) and not np.isfinite(v)):
+        return "n/a"
+    if isinstance(v, (float, np.floating)):
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+@dataclass(frozen=True)
+class ClaimCheck:
+    """Outcome of :func:`check_claim`.
+
+    Attributes
+    ----------
+    claim : str
+    survives : bool
+        True when every required check passed.
+    p_value : float
+        The larger of the model-level p-value of the claim and its null-calibrated p-value.
+    checks : pandas.DataFrame
+        One row per check: ``check, passed, required, detail, value``.
+    result : TrendResult
+        The fit the checks were run on (with claim-specific notes appended).
+    alpha : float
+    meta : dict
+        Seed, replicate counts and options.
+    """
+
+    claim: str
+    survives: bool
+    p_value: float
+    checks: pd.DataFrame
+    result: object = field(repr=False)
+    alpha: float = 0.05
+    meta: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        failed = [c for c, p, r in zip(self.checks["check"], self.checks["passed"],
+                                       self.checks["required"]) if r and not p]
+        return (f"<ClaimCheck claim={self.claim!r} survives={self.survives} "
+                f"p={self.p_value:.3g} failed={failed}>")
+
+    def summary(self) -> pd.DataFrame:
+        """The checks table (a copy)."""
+        return self.checks.copy()
+
+    def to_dict(self) -> dict:
+        """Plain JSON types: claim, survives, p_value, alpha, checks, meta and the result."""
+        from .results import jsonable
+
+        return jsonable({"claim": self.claim, "survives": self.survives,
+                         "p_value": self.p_value, "alpha": self.alpha, "checks": self.checks,
+                         "reasons": self.reasons(), "meta": self.meta,
+                         "result": self.result.to_dict()})
+
+    def to_json(self, **kwargs) -> str:
+        return json.dumps(self.to_dict(), indent=kwargs.pop("indent", 2), **kwargs)
+
+    def reasons(self) -> list[str]:
+        """Plain-language reasons: the failed required checks, or why the claim holds."""
+        rows = self.checks[self.checks["required"]]
+        bad = rows[~rows["passed"].astype(bool)]
+        if len(bad):
+            return [f"{r.check}: {r.detail}" for r in bad.itertuples()]
+        return [f"{r.check}: {r.detail}" for r in rows.itertuples()]
+
+    def report(self, format: str = "text") -> str:
+        """Explain in plain words why the claim does or does not survive.
+
+        Parameters
+        ----------
+        format : {'text', 'markdown'}
+        """
+        if format not in ("text", "markdown"):
+            raise ValueError(f"format must be 'text' or 'markdown'; got {format!r}")
+        r = self.result
+        m = r.meta
+        verdict = "SURVIVES" if self.survives else "DOES NOT SURVIVE"
+        head = (f"Claim: {self.claim} ({_WORDS[self.claim]}) -- {verdict} "
+                f"(p = {_fmt(self.p_value)}, alpha = {self.alpha:g})")
+        data = (f"task {m.get('task') or '(unnamed)'}, metric {m.get('metric') or 'score'}: "
+                f"{m['n_families']} families, {m['n_models']} models, "
+                f"{m.get('n_examples') or 'aggregated'} examples; fitted verdict {r.shape}; "
+                f"seed {self.meta.get('seed')}")
+        why = ("Why it does not survive:" if not self.survives else "Why it survives:")
+        reasons = self.reasons()
+        notes = [f"[{i + 1}] ({n.severity}) {n.message}"
+                 for i, n in enumerate(r.diagnostics.itertuples())]
+        if format == "markdown":
+            lines = [f"## {head}", "", data, "", f"**{why}**", ""]
+            lines += [f"- {x}" for x in reasons]
+            lines += ["", "| check | result | required | detail |", "|---|---|---|---|"]
+            for c in self.checks.itertuples():
+                res = "pass" if c.passed else "fail"
+                lines.append(f"| {c.check} | {res} | {'yes' if c.required else 'no'} | "
+                             f"{str(c.detail).replace('|', '/')} |")
+            if notes:
+                lines += ["", "**Notes**", ""] + [f"{n}  " for n in notes]
+            return "\n".join(lines)
+        lines = [head, data, "", why] + [f"  - {x}" for x in reasons] + ["", "Checks:"]
+        for c in self.checks.itertuples():
+            tag = ("pass" if c.passed else "FAIL") if c.required else (
+                "ok" if c.passed else "note")
+            lines.append(f"  [{tag:4s}] {c.check}: {c.detail}")
+        if notes:
+            lines += ["", "Notes:"] + notes
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        return (f"<p><b>{self.claim}</b>: {'survives' if self.survives else 'does not survive'}"
+                f" (p = {_fmt(self.p_value)})</p>"
+                + self.checks.to_html(index=False))
+
+
+def _row(check, passed, required, detail, value=np.nan) -> dict:
+    return {"check": check, "passed": bool(passed), "required": bool(required),
+            "detail": detail, "value": value}
+
+
+def _stability_check(noise, main, claim, min_stability):
+    st = noise["stability"][main]
+    share = st["counts"].get(claim, 0) / st["n"]
+    return _row("stability", share >= min_stability, True,
+                f"{share:.1%} of {st['n']} replicates (new examples by paired bootstrap and new "
+                f"model-level deviations from the fitted curve) give {claim}; needs "
+                f">= {min_stability:.0%}.", share)
+
+
+def _influence_check(noise, claim, n_models):
+    infl = pd.DataFrame(noise["influence"])
+    if infl.empty:
+        return _row("influence", False, True, "no leave-one-model-out refits available.")
+    off = infl[infl["shape"] != claim]
+    full = str(infl["shape_full"].iloc[0])
+    if full != claim:
+        hits = len(infl) - len(off)
+        return _row("influence", False, True,
+                    f"the verdict with all models is {full}, not {claim}; dropping one model "
+                    f"gives {claim} in {hits} of {len(infl)} cases.", int(len(off)))
+    if not len(off):
+        return _row("influence", True, True,
+                    f"the verdict stays {claim} whichever single model of the {n_models} is "
+                    "dropped (the largest included).", 0)
+    big = off[off["largest"].astype(bool)]
+    parts = [f"without {r.dropped}{' (largest)' if r.largest else ''}: {r.shape}"
+             for r in pd.concat([big, off[~off["largest"].astype(bool)]]).itertuples()]
+    shown = "; ".join(parts[:5]) + (f"; and {len(parts) - 5} more" if len(parts) > 5 else "")
+    return _row("influence", False, True,
+                f"dropping {len(off)} of {len(infl)} single models changes the verdict from "
+                f"{claim} ({shown}).", int(len(off)))
+
+
+def _generality_check(gen, result, claim):
+    fams = gen[gen["family"] != "pooled"]
+    n = len(fams)
+    if n < 2:
+        return _row("generality", False, False,
+                    "one family only: generality across model families is untested.", 1)
+    shown = int(fams["shows_claim"].sum())
+    moved = fams[fams["loo_keeps_claim"] == False]  # noqa: E712
+    opposite = fams[fams["shape"] == _OPPOSITE[claim]] if _OPPOSITE[claim] else fams.iloc[:0]
+    outside = fams[fams["in_prediction_interval"] == False]  # noqa: E712
+    detail = (f"{shown} of {n} families show {claim} on their own (Holm across families)")
+    problems = []
+    if len(moved):
+        problems.append("the pooled verdict is no longer " + claim + " without "
+                        + ", ".join(f"{r.family} ({r.loo_shape})" for r in moved.itertuples()))
+    if len(opposite):
+        problems.append(", ".join(opposite["family"]) + f" shows {_OPPOSITE[claim]}")
+    if len(outside):
+        problems.append(", ".join(outside["family"]) + " lies outside the others' prediction "
+                        "interval")
+    passed = not len(moved) and not len(opposite)
+    if problems:
+        detail += "; " + "; ".join(problems)
+    else:
+        detail += "; the pooled verdict holds without each family"
+    return _row("generality", passed, True, detail + ".", shown)
+
+
+def _power_check(pw, claim):
+    what = "slope" if pw["kind"] == "slope" else "curvature"
+    if not np.isfinite(pw.get("power", np.nan)):
+        return _row("power", False, False, "too few models to compute power.")
+    need = pw["examples_needed"]
+    ex = (f"{need} examples per model would give {pw['target']:.0%}" if need is not None
+          else "no number of examples reaches 80% (model-level noise dominates)")
+    mods = pw.get("models_needed")
+    mod = f"; or {mods} models per family" if mods else ""
+    return _row("power", pw["power"] >= pw["target"], False,
+                f"power {pw['power']:.0%} to detect a {what} of {_fmt(pw['effect'])} "
+                f"(minimum detectable now: slope {_fmt(pw['mde_slope'])}, curvature "
+                f"{_fmt(pw['mde_curvature'])}); {ex}{mod}.", float(pw["power"]))
+
+
+def _floor_check(fc, claim):
+    k = fc["n_models"]
+    near, ceil = len(fc["near_chance"]), len(fc["near_ceiling"])
+    bits = []
+    if fc["chance"] is not None:
+        bits.append(f"{near} of {k} models within noise of chance")
+    if ceil:
+        bits.append(f"{ceil} of {k} within noise of 100%")
+    if fc["chance_to_below_chance"]:
+        bits.append("from chance to below chance in " + ", ".join(fc["chance_to_below_chance"]))
+    passed = near < k and ceil < k
+    return _row("floor_ceiling", passed, False, "; ".join(bits) + ".", near)
+
+
+def _metric_check(msens, main, claim):
+    lab = msens["labels"].get(main)
+    if lab is None:
+        return None
+    agree = lab["continuous"] == lab["score"]
+    return _row("metric_sensitivity", agree, False,
+                f"on the continuous metric {msens['column']!r} the verdict is "
+                f"{lab['continuous']} (score: {lab['score']}).", float(agree))
+
+
+def check_claim(results, claim: str = "inverse", *, alpha: float = 0.05, n_boot: int = 2000,
+                rng=None, effect: float | None = None, chance: float | None = None,
+                min_stability: float = 0.8, **fit_kwargs) -> ClaimCheck:
+    """Does a claimed shape (inverse scaling, U-shape, ...) survive noise?
+
+    Parameters
+    ----------
+    results : pandas.DataFrame or path-like
+        Per-example or aggregated results (see :func:`scalingfit.load_results`); the checks
+        refit the data, so a fitted TrendResult is not enough.
+    claim : {'inverse', 'positive', 'u_shaped', 'inverted_u', 'flat'}
+    alpha : float
+        Level of every test (the fit uses ``confidence_level = 1 - alpha``).
+    n_boot : int
+        Bootstrap replicates of the fit; stability uses ``min(n_boot, 400)`` and the null
+        calibration ``min(n_boot, 1000)`` (recorded in ``meta``).
+    rng : None, int or numpy.random.Generator
+    effect : float, optional
+        Effect for the power check (slope per decade, or quadratic coefficient per decade^2 for
+        U-type claims), in score units; default the observed one.
+    chance : float, optional
+        Chance-level score for the floor check (default: a ``chance`` or ``n_classes`` column).
+    min_stability : float
+        Share of replicates that must reproduce the claim.
+    **fit_kwargs
+        Passed to :func:`scalingfit.fit_trend` (``x``, ``method``, ``flat_margin``, ``shapes``,
+        ``task``, ``metric``, ``higher_is_better``).
+
+    Returns
+    -------
+    ClaimCheck
+
+    Raises
+    ------
+    DataValidationError
+        Unknown claim, bad ``alpha``, a TrendResult instead of data, or the fit's own errors.
+
+    Examples
+    --------
+    >>> from scalingfit.claims import check_claim
+    >>> check = check_claim("data/synthetic_families.csv", "inverse", rng=0)  # doctest: +SKIP
+    >>> check.survives  # doctest: +SKIP
+    True
+    """
+    from .bootstrap import as_generator
+    from .data import load_results, model_scores
+    from .fit import fit_trend
+    from . import noise as nz
+
+    if claim not in CLAIMS:
+        raise DataValidationError(f"claim must be one of {list(CLAIMS)}; got {claim!r}.")
+    if not 0 < alpha < 1:
+        raise DataValidationError(f"alpha must lie in (0, 1); got {alpha!r}.")
+    if not 0 < min_stability <= 1:
+        raise DataValidationError(f"min_stability must lie in (0, 1]; got {min_stability!r}.")
+    if "confidence_level" in fit_kwargs:
+        raise DataValidationError(
+            "check_claim takes alpha, not confidence_level (the fit uses 1 - alpha); got "
+            f"confidence_level={fit_kwargs['confidence_level']!r}.")
+    if not isinstance(results, (pd.DataFrame, str)) and not hasattr(results, "__fspath__"):
+        raise DataValidationError(
+            f"check_claim needs the results table (it refits without each model and resamples "
+            f"examples); got {type(results).__name__}. Pass the DataFrame or file you fitted.")
+    load_kw = {k: fit_kwargs.pop(k) for k in ("task", "metric", "higher_is_better", "format")
+               if k in fit_kwargs}
+    table = load_results(results, **load_kw)
+    fit_kwargs["higher_is_better"] = table.attrs["scalingfit"]["higher_is_better"]
+    generator, seed = as_generator(rng)
+    fit_rng = generator if seed == "generator" else seed
+    extra_rng = generator if seed == "generator" else generator.spawn(1)[0]
+    result = fit_trend(table, n_boot=n_boot, confidence_level=1 - alpha, rng=fit_rng,
+                       **fit_kwargs)
+    if claim not in result.meta["shapes"]:
+        raise DataValidationError(
+            f"claim {claim!r} is not among the shapes considered {result.meta['shapes']}; add "
+            "it to shapes= (U-type claims need at least 5 model sizes per family).")
+    ms = model_scores(table, x=fit_kwargs.get("x", "n_params"))
+    noise = result.meta.get("noise")
+    if noise is None:        # a fit without diagnostics (e.g. noise disabled): compute them now
+        result = nz.add_noise_diagnostics(result, ms, rng=extra_rng, claim=claim)
+        noise = result.meta["noise"]
+    main = noise["main_label"]
+    a = result.analyses[main]
+    d = nz.label_data(result, ms, main)
+    if noise["claim"] == claim:
+        null = noise["null"]
+    else:
+        null = nz.null_calibrated_p(d, claim, n_sim=noise["n_null"], rng=extra_rng)
+    u = claim in nz.U_SHAPES and a.quadratic is not None
+    fit = a.quadratic if u else a.linear
+    pw = nz.power_analysis(d, effect=fit.params[-1] if effect is None else effect,
+                           tau2=fit.tau2, n_examples=nz._n_now(ms, d.idx),
+                           kind="curvature" if u else "slope")
+    fc = nz.floor_ceiling(ms, table=table, chance=chance,
+                          confidence_level=result.meta["confidence_level"])
+    msens = nz.metric_sensitivity(result, table)
+    have = set(result.diagnostics["code"])
+    extra = [n for n in nz._notes_floor(fc) + nz._notes_metric(msens)
+             + nz._notes_null(null, a.verdict, alpha) if n["code"] not in have]
+    result = result.replace(meta={**result.meta, "noise": {
+        **noise, "floor_ceiling": fc, "metric_sensitivity": msens,
+        "claim_null": null, "claim_power": pw}})
+    if extra:
+        result = result.with_diagnostics(pd.DataFrame(extra, columns=list(extra[0])))
+
+    sign = 1 if result.meta["higher_is_better"] else -1
+    p_claim = nz.claim_p_value(result.pooled, claim, sign, alpha)
+    sig = result.shape == claim and p_claim <= alpha
+    rows = [_row("significance", sig, True,
+                 f"the fitted verdict is {result.shape}; p of {claim} = {_fmt(p_claim)} with "
+                 f"the {len(d.y)} models as the unit of inference (gate and shape test, "
+                 f"Knapp-Hartung, {d.k - d.n_groups - 1} df).", p_claim),
+            _row("null_calibration", null["p_value"] <= alpha, True,
+                 f"parametric bootstrap under the {null['null']} null with the estimated "
+                 f"model-level and example-level noise: p = {_fmt(null['p_value'])} "
+                 f"({null['n_sim']} simulated datasets).", null["p_value"]),
+            _influence_check(noise, claim, len(d.y)),
+            _stability_check(noise, main, claim, min_stability),
+            _generality_check(nz.generality_table(result, ms, claim), result, claim),
+            _power_check(pw, claim)]
+    if fc["chance"] is not None or fc["near_ceiling"]:
+        rows.append(_floor_check(fc, claim))
+    if msens is not None:
+        mrow = _metric_check(msens, main, claim)
+        if mrow is not None:
+            rows.append(mrow)
+    checks = pd.DataFrame(rows, columns=["check", "passed", "required", "detail", "value"])
+    survives = bool(checks.loc[checks["required"], "passed"].all())
+    p_value = float(max(p_claim, null["p_value"]))
+    meta = {"seed": result.meta.get("seed"), "n_boot": int(n_boot), "alpha": alpha,
+            "min_stability": min_stability, "n_stability": noise["n_stability"],
+            "n_null": null["n_sim"], "main_label": main}
+    return ClaimCheck(claim=claim, survives=survives, p_value=p_value, checks=checks,
+                      result=result, alpha=alpha, meta=meta)
+
+
+# ---------------------------------------------------------------------------- command line
+def register(subparsers) -> None:
+    """Add ``scalingfit check results.csv --claim inverse [--json]``."""
+    from .cli import add_data_options
+
+    p = subparsers.add_parser(
+        "check", help="does a claimed trend survive noise? (exit 0 if it does, 1 if not)",
+        description="Check whether a claimed shape survives noise: significance with the model "
+                    "as the unit, null calibration, influence of single models, bootstrap "
+                    "stability, generality across families; power, floor/ceiling and metric "
+                    "sensitivity reported. Exit code 0 when the claim survives, 1 when not.")
+    add_data_options(p)
+    p.add_argument("--claim", default="inverse", choices=list(CLAIMS),
+                   help="the claimed shape (default: inverse)")
+    p.add_argument("--chance", type=float, default=None,
+                   help="chance-level score for the floor check (default: chance/n_classes "
+                        "column)")
+    p.add_argument("--effect", type=float, default=None,
+                   help="effect for the power check (slope per decade; default: observed)")
+    p.add_argument("--min-stability", type=float, default=0.8)
+    p.add_argument("--json", action="store_true", help="print the check as JSON")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown report")
+    p.set_defaults(func=_cmd_check)
+
+
+def _cmd_check(args) -> int:
+    check = check_claim(args.results, args.claim, alpha=1 - args.confidence_level,
+                        n_boot=args.n_boot, rng=args.seed, effect=args.effect,
+                        chance=args.chance, min_stability=args.min_stability, x=args.x,
+                        method=args.method, flat_margin=args.flat_margin, task=args.task,
+                        metric=args.metric,
+                        higher_is_better=False if args.lower_is_better else None,
+                        format=args.fmt)
+    if args.json:
+        print(check.to_json())
+    else:
+        print(check.report("markdown" if args.markdown else "text"))
+    return 0 if check.survives else 1

@@ -420,7 +420,7 @@ def register(subparsers) -> None:
 
 
 def _cmd_check(args) -> int:
-    check = check_claim(args.results, args.claim, alpha=1 - args.confidence_level,
+    check = check_claim(args.results, args.claim, alpha=round(1 - args.confidence_level, 12),
                         n_boot=args.n_boot, rng=args.seed, effect=args.effect,
                         chance=args.chance, min_stability=args.min_stability, x=args.x,
                         method=args.method, flat_margin=args.flat_margin, task=args.task,

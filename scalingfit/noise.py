@@ -155,6 +155,11 @@ def _tau2_grid(lam, Y, n=40):
 
 
 def _reml_fit(Yt, Xt, lam, jit, grid):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return _reml_fit_impl(Yt, Xt, lam, jit, grid)
+
+
+def _reml_fit_impl(Yt, Xt, lam, jit, grid):
     """REML ``tau^2``, GLS and Knapp-Hartung covariance for many responses at once.
 
     ``Yt`` (B, k) and ``Xt`` ((k, p) shared or (B, k, p)) are rotated by the eigenvectors of
@@ -191,6 +196,7 @@ def _reml_fit(Yt, Xt, lam, jit, grid):
         q = np.einsum("gbk,gk->gb", r * r, w)
     logdet = np.sum(np.log(lam[None, :] + grid[:, None] + jit), axis=1)[:, None]
     nll = logdet + q + logdet_x                                            # (G, B)
+    nll = np.where(np.isfinite(nll), nll, np.inf)     # singular designs (masked by callers)
     i = np.argmin(nll, axis=0)
     tau2 = grid[i].copy()
     # parabolic refinement in s = log tau2 where the minimum is interior to the log grid
@@ -201,8 +207,10 @@ def _reml_fit(Yt, Xt, lam, jit, grid):
         s = np.log(grid[1:])
         h = s[1] - s[0]
         f0, f1, f2 = nll[ii - 1, b], nll[ii, b], nll[ii + 1, b]
-        den = f0 - 2 * f1 + f2
-        step = np.where(den > 0, 0.5 * h * (f0 - f2) / np.where(den > 0, den, 1.0), 0.0)
+        with np.errstate(invalid="ignore"):
+            den = f0 - 2 * f1 + f2
+            ok = np.isfinite(den) & (den > 0)
+            step = np.where(ok, 0.5 * h * (f0 - f2) / np.where(ok, den, 1.0), 0.0)
         tau2[b] = np.exp(s[ii - 1] + np.clip(step, -h, h))
     # final fit at each response's own tau2
     wb = 1.0 / (lam[None, :] + tau2[:, None] + jit)                       # (B, k)
@@ -1317,7 +1325,7 @@ def _notes_generality(gen, result) -> list:
                         "families show significant trends in opposite directions: "
                         + ", ".join(f"{r.family} {r.shape}" for r in fam.itertuples()
                                     if r.shape in dirs) + ".",
-                        table=_records(fam[["family", "shape", "slope", "se"]])))
+                        table=_records(fam[["family", "shape", "effect", "estimate", "se"]])))
     return out
 
 

@@ -325,6 +325,15 @@ def check_claim(results, claim: str = "inverse", *, alpha: float = 0.05, n_boot:
                if k in fit_kwargs}
     table = load_results(results, **load_kw)
     fit_kwargs["higher_is_better"] = table.attrs["scalingfit"]["higher_is_better"]
+    ms = model_scores(table, x=fit_kwargs.get("x", "n_params"))
+    if claim in nz.U_SHAPES:
+        sizes = ms.models.groupby("family", sort=False)["x"].nunique()
+        few = sizes[sizes < 5]
+        if len(few):
+            raise DataValidationError(
+                f"claim {claim!r} needs at least 5 model sizes per family (two lines of at "
+                f"least 2 models each); family {few.index[0]!r} has {int(few.iloc[0])}. Add "
+                "models, or drop the family.")
     generator, seed = as_generator(rng)
     fit_rng = generator if seed == "generator" else seed
     extra_rng = generator if seed == "generator" else generator.spawn(1)[0]
@@ -333,8 +342,7 @@ def check_claim(results, claim: str = "inverse", *, alpha: float = 0.05, n_boot:
     if claim not in result.meta["shapes"]:
         raise DataValidationError(
             f"claim {claim!r} is not among the shapes considered {result.meta['shapes']}; add "
-            "it to shapes= (U-type claims need at least 5 model sizes per family).")
-    ms = model_scores(table, x=fit_kwargs.get("x", "n_params"))
+            "it to shapes=.")
     noise = result.meta.get("noise")
     if noise is None:        # a fit without diagnostics (e.g. noise disabled): compute them now
         result = nz.add_noise_diagnostics(result, ms, rng=extra_rng, claim=claim)

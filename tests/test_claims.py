@@ -1,0 +1,194 @@
+"""Tests of scalingfit.claims: check_claim calibration, the real-data regression, API and CLI."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scalingfit import DataValidationError, fit_trend
+from scalingfit.claims import ClaimCheck, check_claim
+from scalingfit.cli import main
+from scalingfit.simulate import simulate_results
+
+
+def _aggregated(scores, *, n=2000):
+    scores = np.asarray(scores, dtype=float)
+    return pd.DataFrame({"family": "fam0", "model": [f"m{i}" for i in range(len(scores))],
+                         "n_params": np.round(np.logspace(8, 11, len(scores))),
+                         "score": scores, "n": n, "metric": "accuracy"})
+
+
+# ------------------------------------------------------------------------ calibration
+@pytest.mark.slow
+def test_flat_truth_with_model_noise_rarely_survives():
+    """Flat truth, model-level SD 0.3 logits, 8 models x 400 examples, one family.
+
+    Requirement: survives False in >= 95% of seeds. 60 seeds; we allow at most 3 survivals
+    (if the true survival rate were 5%, P(<= 3 of 60) = 0.65, so the bound does not reject a
+    procedure at the limit; the gate alone keeps the rate at <= alpha / 2 = 2.5% for 'inverse'
+    and the other checks only lower it). Measured: 0 of 60.
+    """
+    survived = 0
+    for seed in range(60):
+        df = simulate_results("flat", n_models=8, n_examples=400, model_sd=0.3, rng=seed)
+        survived += check_claim(df, "inverse", rng=seed, n_boot=200).survives
+    assert survived <= 3
+
+
+@pytest.mark.slow
+def test_strong_inverse_survives():
+    """Strong inverse truth (2 logits over the range), model SD 0.1, 8 models x 400 examples.
+
+    Requirement: survives True in >= 90% of seeds. 60 seeds; we require >= 54 (90%); the
+    binomial SE at a true rate of 0.97 is 0.022, so a procedure that survives 97% of the time
+    passes with probability > 0.99. Measured: 60 of 60.
+    """
+    survived = 0
+    for seed in range(60):
+        df = simulate_results("inverse", n_models=8, n_examples=400, effect=2.0, model_sd=0.1,
+                              rng=seed)
+        survived += check_claim(df, "inverse", rng=seed, n_boot=200).survives
+    assert survived >= 54
+
+
+# ------------------------------------------------------------------------ real-data regression
+JUMPS = [0.02, 0.97, 0.05, 0.93, 0.96, 0.04, 0.91, 0.03]   # near 0 / near 1, no order
+
+
+@pytest.mark.parametrize("n", [300, 3000, 30000])
+def test_jumping_single_checkpoints_are_not_a_trend(n):
+    """A family whose accuracies jump between near 0 and near 1 from one size to the next (as
+    single final checkpoints of a public family do on some prize tasks) is noise at the model
+    level; more examples per model must not turn it into a trend."""
+    df = _aggregated(JUMPS, n=n)
+    result = fit_trend(df, rng=0, n_boot=200)
+    assert result.shape not in ("inverse", "positive")
+    for claim in ("inverse", "positive"):
+        check = check_claim(df, claim, rng=0, n_boot=200)
+        assert not check.survives
+    assert "spread_is_model_noise" in set(result.diagnostics["code"])
+
+
+@pytest.mark.slow
+def test_jumping_checkpoints_in_random_order():
+    """Random orders of near-0 / near-1 accuracies with 20000 examples per model: the verdict
+    is a trend (inverse or positive) in at most 10% of 40 orders. Under the model-level null the
+    gate keeps it at <= 5% (binomial SE 0.034 at n = 40, so 10% is > 1.4 SE above 5%), and
+    check_claim never lets one survive both the influence and stability checks. Measured:
+    1 of 40 trend verdicts, 0 survivals."""
+    rng = np.random.default_rng(0)
+    trend = survived = 0
+    for seed in range(40):
+        scores = np.r_[rng.uniform(0.0, 0.1, 4), rng.uniform(0.9, 1.0, 4)]
+        df = _aggregated(rng.permutation(scores), n=20000)
+        check = check_claim(df, "inverse", rng=seed, n_boot=200)
+        trend += check.result.shape in ("inverse", "positive")
+        survived += check.survives
+    assert trend <= 4
+    assert survived <= 1
+
+
+# ------------------------------------------------------------------------ API
+@pytest.fixture(scope="module")
+def inverse_check():
+    df = simulate_results("inverse", n_families=2, n_models=8, n_examples=500, effect=2.0,
+                          model_sd=0.05, rng=3)
+    return check_claim(df, "inverse", rng=0, n_boot=300)
+
+
+def test_claim_check_fields(inverse_check):
+    c = inverse_check
+    assert isinstance(c, ClaimCheck) and c.survives
+    assert list(c.checks.columns) == ["check", "passed", "required", "detail", "value"]
+    assert list(c.checks["check"][:6]) == ["significance", "null_calibration", "influence",
+                                           "stability", "generality", "power"]
+    assert c.p_value == pytest.approx(max(c.checks.set_index("check").loc[
+        ["significance", "null_calibration"], "value"]))
+    assert c.result.shape == "inverse"
+    assert repr(c).startswith("<ClaimCheck claim='inverse' survives=True")
+    d = json.loads(c.to_json())
+    assert d["survives"] is True and d["checks"][0]["check"] == "significance"
+    assert d["result"]["shape"] == "inverse"
+
+
+def test_report_explains_in_words(inverse_check):
+    text = inverse_check.report()
+    assert "Claim: inverse" in text and "SURVIVES" in text and "Why it survives:" in text
+    md = inverse_check.report("markdown")
+    assert md.startswith("## Claim: inverse") and "| significance | pass | yes |" in md
+    with pytest.raises(ValueError, match="format must be 'text' or 'markdown'; got 'html'"):
+        inverse_check.report("html")
+
+
+def test_wrong_claim_fails_with_reasons(inverse_check):
+    df = simulate_results("inverse", n_families=2, n_models=8, n_examples=500, effect=2.0,
+                          model_sd=0.05, rng=3)
+    c = check_claim(df, "positive", rng=0, n_boot=300)
+    assert not c.survives and c.p_value == 1.0
+    assert "DOES NOT SURVIVE" in c.report()
+    assert any(r.startswith("significance: the fitted verdict is inverse") for r in c.reasons())
+
+
+def test_seeded_checks_are_reproducible():
+    df = simulate_results("inverse", n_models=6, n_examples=300, effect=1.5, rng=9)
+    a = check_claim(df, "inverse", rng=5, n_boot=200)
+    b = check_claim(df, "inverse", rng=5, n_boot=200)
+    pd.testing.assert_frame_equal(a.checks, b.checks)
+    assert a.meta["seed"] == 5
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"claim": "down"}, "claim must be one of ['positive', 'inverse', 'u_shaped', 'inverted_u', "
+                        "'flat']; got 'down'."),
+    ({"alpha": 1.5}, "alpha must lie in (0, 1); got 1.5."),
+    ({"confidence_level": 0.9}, "check_claim takes alpha, not confidence_level (the fit uses "
+                                "1 - alpha); got confidence_level=0.9."),
+])
+def test_bad_arguments_name_the_fix(kwargs, message):
+    df = simulate_results("inverse", n_models=6, n_examples=100, rng=1)
+    with pytest.raises(DataValidationError) as err:
+        check_claim(df, **kwargs)
+    assert str(err.value) == message
+
+
+def test_a_fitted_result_is_not_enough():
+    df = simulate_results("inverse", n_models=6, n_examples=100, rng=1)
+    result = fit_trend(df, rng=0, n_boot=100)
+    with pytest.raises(DataValidationError) as err:
+        check_claim(result)
+    assert str(err.value) == (
+        "check_claim needs the results table (it refits without each model and resamples "
+        "examples); got TrendResult. Pass the DataFrame or file you fitted.")
+
+
+def test_u_claim_needs_five_sizes():
+    df = simulate_results("inverse", n_models=4, n_examples=100, rng=1)
+    with pytest.raises(DataValidationError) as err:
+        check_claim(df, "u_shaped", rng=0, n_boot=100)
+    assert str(err.value) == (
+        "claim 'u_shaped' needs at least 5 model sizes per family (two lines of at least 2 "
+        "models each); family 'fam0' has 4. Add models, or drop the family.")
+
+
+def test_u_claim_checks_curvature_power():
+    df = simulate_results("u_shaped", n_families=1, n_models=9, n_examples=3000, effect=1.5,
+                          model_sd=0.02, rng=5)
+    c = check_claim(df, "u_shaped", rng=0, n_boot=300)
+    assert c.checks.set_index("check").loc["significance", "passed"]
+    assert "curvature" in c.checks.set_index("check").loc["power", "detail"]
+
+
+# ------------------------------------------------------------------------ CLI
+def test_cli_check_exit_codes(tmp_path, capsys):
+    path = tmp_path / "res.csv"
+    simulate_results("inverse", n_models=6, n_examples=300, effect=2.0, model_sd=0.05,
+                     rng=2).to_csv(path, index=False)
+    assert main(["check", str(path), "--claim", "inverse", "--seed", "1", "--n-boot",
+                 "200"]) == 0
+    assert "Claim: inverse" in capsys.readouterr().out
+    assert main(["check", str(path), "--claim", "positive", "--seed", "1", "--n-boot", "200",
+                 "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["claim"] == "positive" and out["survives"] is False
+    assert main(["check", str(tmp_path / "missing.csv")]) == 2

@@ -13,6 +13,7 @@ from .exceptions import (ConvergenceError, DataValidationError, ScalingFitError,
 from .data import load_results  # noqa: E402
 from .fit import fit_trend  # noqa: E402
 from .results import TrendResult  # noqa: E402
+from .claims import ClaimCheck, check_claim  # noqa: E402
 
-__all__ = ["load_results", "fit_trend", "TrendResult", "ScalingFitError",
+__all__ = ["load_results", "fit_trend", "TrendResult", "check_claim", "ClaimCheck", "ScalingFitError",
            "DataValidationError", "ConvergenceError", "StatisticalWarning", "__version__"]

@@ -6,13 +6,14 @@ by simulation, and for every diagnostic code one dataset that triggers it and on
 """
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-from scalingfit import TrendResult, fit_trend
+from scalingfit import StatisticalWarning, TrendResult, fit_trend
 from scalingfit.claims import check_claim
 from scalingfit.data import load_results, model_scores
 from scalingfit import noise
@@ -224,7 +225,9 @@ def clean():
     rng = np.random.default_rng(0)
     df["logprob_correct"] = np.log(np.clip(0.55 - 0.1 * np.log10(df["n_params"] / 1e8)
                                            + rng.normal(0, 0.05, len(df)), 0.05, 1))
-    return check_claim(df, "inverse", rng=0, n_boot=500, chance=0.25).result
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StatisticalWarning)
+        return check_claim(df, "inverse", rng=0, n_boot=500, chance=0.25).result
 
 
 @pytest.mark.parametrize("code", sorted(noise.NOTE_CODES))
@@ -329,10 +332,11 @@ def test_metric_disagreement():
 def mixed():
     """Three families clearly inverse, a fourth clearly positive."""
     kw = dict(n_models=8, n_examples=1500, model_sd=0.02, effect=1.5)
-    return fit_trend(_families(simulate_results("inverse", rng=20, **kw),
-                               simulate_results("inverse", rng=21, **kw),
-                               simulate_results("inverse", rng=22, **kw),
-                               simulate_results("positive", rng=23, **kw)), rng=0, n_boot=200)
+    parts = [simulate_results(shape, rng=20 + i, **kw)
+             for i, shape in enumerate(["inverse", "inverse", "inverse", "positive"])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StatisticalWarning)
+        return fit_trend(_families(*parts), rng=0, n_boot=200)
 
 
 @pytest.mark.parametrize("code", ["heterogeneous_families", "family_outside_prediction",

@@ -192,30 +192,40 @@ def _influence_check(noise, claim, n_models):
 
 
 def _generality_check(gen, result, claim):
+    """Fails when a family contradicts the claim: it shows the opposite shape, its effect lies
+    outside the prediction interval from the other families, or leaving it out turns the pooled
+    verdict into another trend. A pooled verdict that merely becomes inconclusive without one
+    family (fewer models, less power) is reported, not failed."""
     fams = gen[gen["family"] != "pooled"]
     n = len(fams)
     if n < 2:
         return _row("generality", False, False,
                     "one family only: generality across model families is untested.", 1)
     shown = int(fams["shows_claim"].sum())
-    moved = fams[fams["loo_keeps_claim"] == False]  # noqa: E712
+    loo = fams["loo_shape"].astype(str)
+    other_trend = fams[loo.isin(["positive", "inverse", "u_shaped", "inverted_u"])
+                       & (loo != claim)]
+    weaker = fams[~loo.isin([claim]) & ~fams.index.isin(other_trend.index)]
     opposite = fams[fams["shape"] == _OPPOSITE[claim]] if _OPPOSITE[claim] else fams.iloc[:0]
     outside = fams[fams["in_prediction_interval"] == False]  # noqa: E712
-    detail = (f"{shown} of {n} families show {claim} on their own (Holm across families)")
+    detail = f"{shown} of {n} families show {claim} on their own (Holm across families)"
     problems = []
-    if len(moved):
-        problems.append("the pooled verdict is no longer " + claim + " without "
-                        + ", ".join(f"{r.family} ({r.loo_shape})" for r in moved.itertuples()))
     if len(opposite):
         problems.append(", ".join(opposite["family"]) + f" shows {_OPPOSITE[claim]}")
     if len(outside):
-        problems.append(", ".join(outside["family"]) + " lies outside the others' prediction "
-                        "interval")
-    passed = not len(moved) and not len(opposite)
-    if problems:
-        detail += "; " + "; ".join(problems)
-    else:
-        detail += "; the pooled verdict holds without each family"
+        problems.append(", ".join(outside["family"]) + " lies outside the prediction interval "
+                        "from the other families")
+    if len(other_trend):
+        problems.append("without " + ", ".join(f"{r.family} the pooled verdict is {r.loo_shape}"
+                                               for r in other_trend.itertuples()))
+    passed = not problems
+    if len(weaker):
+        problems.append("without " + ", ".join(f"{r.family} it is {r.loo_shape}"
+                                               for r in weaker.itertuples())
+                        + " (not counted: fewer models)")
+    detail += ("; " + "; ".join(problems)) if problems else (
+        "; every family is inside the others' prediction interval and the pooled verdict holds "
+        "without each")
     return _row("generality", passed, True, detail + ".", shown)
 
 
@@ -225,6 +235,7 @@ def _power_check(pw, claim):
         return _row("power", False, False, "too few models to compute power.")
     need = pw["examples_needed"]
     ex = (f"{need} examples per model would give {pw['target']:.0%}" if need is not None
+          else "examples needed unknown (no example counts)" if pw["n_examples"] is None
           else "no number of examples reaches 80% (model-level noise dominates)")
     mods = pw.get("models_needed")
     mod = f"; or {mods} models per family" if mods else ""

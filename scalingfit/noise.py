@@ -809,7 +809,8 @@ def _coef_var(X, V, tau2, a, col):
 def _solve_delta(df, crit, floor, target):
     from scipy.optimize import brentq
 
-    return float(brentq(lambda dl: power_at(dl, df, crit, floor) - target, 0.0, 60.0))
+    return float(brentq(lambda dl: power_at(dl, df, crit, floor) - target, 0.0, 60.0,
+                        xtol=1e-4))
 
 
 def examples_for_power(d: LabelData, effect, *, tau2: float, n_examples: float,
@@ -911,8 +912,8 @@ def power_analysis(d: LabelData, *, effect=None, tau2: float, n_examples=None,
         ``mde_slope`` and ``mde_curvature`` (effects detected with ``target`` power now),
         ``examples_needed`` for ``effect`` (None: unreachable by examples alone),
         ``models_needed`` (per family, evenly spread over the same range, at the current
-        examples; None above 1000), ``table`` (effects from 0.5x to 3x the MDE and the examples
-        each needs).
+        examples; None above 1000 or when ``with_table`` is False), ``table`` (effects from
+        0.5x to 3x the MDE and the examples each needs).
 
     Notes
     -----
@@ -958,7 +959,7 @@ def power_analysis(d: LabelData, *, effect=None, tau2: float, n_examples=None,
         return float(power_at(abs(effect) / np.sqrt((v_eff + tau2) / S), dfk, ck, fl))
 
     lo, hi = 3 if kind == "slope" else 4, MAX_MODELS   # bisection: power grows with models
-    if effect != 0 and power_k(hi) >= target:
+    if with_table and effect != 0 and power_k(hi) >= target:
         while lo < hi:
             mid = (lo + hi) // 2
             lo, hi = (lo, mid) if power_k(mid) >= target else (mid + 1, hi)
@@ -1241,6 +1242,7 @@ def _notes_power(pw, n_now) -> list:
         return []
     need = pw["examples_needed"]
     ex = (f"{need} examples per model would reach {POWER_TARGET:.0%}" if need is not None else
+          "examples needed unknown (no example counts)" if pw["n_examples"] is None else
           "no number of examples reaches it (model-level noise dominates)")
     mod = (f"; or {pw['models_needed']} models per family" if pw.get("models_needed") else "")
     what = ("a slope of {:.3g} per decade".format(pw["effect"]) if pw["kind"] == "slope" else

@@ -198,3 +198,31 @@ def test_cli_check_exit_codes(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["claim"] == "positive" and out["survives"] is False
     assert main(["check", str(tmp_path / "missing.csv")]) == 2
+
+
+# ------------------------------------------------------------------------ generality check
+def _renamed(df, fam):
+    df = df.copy()
+    df["model"] = df["model"].str.replace("fam0", fam)
+    df["family"] = fam
+    return df
+
+
+def test_a_contradicting_family_fails_generality():
+    kw = dict(n_models=8, n_examples=1000, model_sd=0.02, effect=1.5)
+    df = pd.concat([_renamed(simulate_results(s, rng=40 + i, **kw), f"f{i}") for i, s in
+                    enumerate(["inverse", "inverse", "inverse", "positive"])])
+    c = check_claim(df, "inverse", rng=0, n_boot=200)
+    row = c.checks.set_index("check").loc["generality"]
+    assert not row["passed"] and row["required"] and not c.survives
+    assert "f3 shows positive" in row["detail"]
+
+
+def test_consistent_families_pass_generality_even_when_each_is_weak():
+    # two 3-model families: each alone has 1 df and is rarely significant, but they agree
+    df = pd.concat([_renamed(simulate_results("inverse", n_models=3, n_examples=200, rng=1),
+                             "a"),
+                    _renamed(simulate_results("inverse", n_models=3, n_examples=200, rng=2),
+                             "b")])
+    c = check_claim(df, "inverse", rng=0, n_boot=200)
+    assert c.checks.set_index("check").loc["generality", "passed"]

@@ -184,6 +184,42 @@ def _grid(cells, value, *, flag=None):
     return "\n".join(out)
 
 
+def _cell_name(r) -> str:
+    return f"{int(r['models'])}×{int(r['families'])}" + ("" if r["model_sd"] == 0 else " (+model)")
+
+
+def _computed_notes(cells: pd.DataFrame) -> list:
+    """Where power is low and where intervals over- or under-cover (bootstrap engine)."""
+    out = []
+    boot = cells[cells["engine"] == "bootstrap"]
+    for truth, label in (("monotone", "monotone (inverse) truth"), ("u", "U truth"),
+                         ("flat", "flat truth (equivalence shown)")):
+        sub = boot[boot["truth"] == truth]
+        if sub.empty:
+            continue
+        power = sub["n_correct"] / sub["reps"]
+        low = sub[power < 0.5]
+        out.append(f"* Power, {label}: {100 * power.min():.0f}–{100 * power.max():.0f}% across "
+                   f"cells; below 50% in {len(low)} of {len(sub)} cells"
+                   + (f" ({', '.join(_cell_name(r) for _, r in low.iterrows())}; "
+                      "models × families)" if 0 < len(low) <= 12 else "") + ".")
+    cov = (boot[boot["n_coverage"] > 0]
+           .groupby(["models", "families", "model_sd"], as_index=False)[
+               ["n_covered", "n_coverage"]].sum())
+    if len(cov):
+        rate = cov["n_covered"] / cov["n_coverage"]
+        hi, lo = cov[rate > 0.975], cov[rate < 0.925]
+        out.append(f"* Coverage of the 95% slope interval: {100 * rate.min():.1f}–"
+                   f"{100 * rate.max():.1f}% across cells; above 97.5% (conservative) in "
+                   f"{len(hi)} cells"
+                   + (f" ({', '.join(_cell_name(r) for _, r in hi.iterrows())})"
+                      if 0 < len(hi) <= 12 else "")
+                   + f", below 92.5% in {len(lo)}"
+                   + (f" ({', '.join(_cell_name(r) for _, r in lo.iterrows())})"
+                      if 0 < len(lo) <= 12 else "") + ".")
+    return out
+
+
 def render(cells: pd.DataFrame, meta: dict) -> str:
     def sel(engine, truth):
         return cells[(cells["engine"] == engine) & (cells["truth"] == truth)]
@@ -268,6 +304,7 @@ def render(cells: pd.DataFrame, meta: dict) -> str:
             "* Bootstrap engine, 95% slope-interval coverage: "
             + "; ".join(f"{_rate(s['n_covered'].sum(), s['n_coverage'].sum())}% with "
                         f"model-level SD {sd:g}" for sd, s in bc.groupby("model_sd")) + ".")
+    lines += _computed_notes(cells)
     lines += ["", *meta.get("headline_notes", []), ""]
 
     lines += ["## Bootstrap engine (default)", "", "### False-positive rate (flat truth), %", "",

@@ -1,0 +1,197 @@
+"""The Bayesian engine (:mod:`scalingfit.bayes`): shape rule, priors, calibration, diagnostics,
+agreement with the bootstrap engine, and the same result object / report / CLI.
+
+Simulation studies use 2 chains x 500 draws (ESS ~1000, enough for 90% intervals and
+probabilities near 0.95) and the small model-level model so the whole file stays within a few
+minutes on two cores; the compiled model is cached across calls in one process.
+"""
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pymc")
+pytest.importorskip("nutpie")
+
+from scalingfit import fit_trend  # noqa: E402
+from scalingfit.bayes import PRIORS, SHAPE_NAMES, classify_curves  # noqa: E402
+from scalingfit.cli import main  # noqa: E402
+from scalingfit.results import TrendResult  # noqa: E402
+from scalingfit.simulate import simulate_results  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "synthetic_families.csv"
+FAST = {"draws": 500, "tune": 500, "chains": 2, "compare": False}
+P_COLS = ["p_positive", "p_inverse", "p_u_shaped", "p_inverted_u", "p_flat"]
+
+
+def _quiet_fit(*args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fit_trend(*args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def bayes_result():
+    return _quiet_fit(DATA, method="bayes", rng=0)
+
+
+# ----------------------------------------------------------------- the shape rule
+def test_classify_curves_labels_each_shape():
+    g = np.linspace(-1, 1, 33)
+    curves = np.vstack([0.1 * g, -0.1 * g, 0.1 * g**2, -0.1 * g**2, 0.01 * g,
+                        -0.2 * g + 0.06 * g**2])
+    labels = classify_curves(curves, margin=0.05)
+    assert [SHAPE_NAMES[i] for i in labels] == ["positive", "inverse", "u_shaped",
+                                                "inverted_u", "flat", "inverse"]
+    # lower-is-better: a falling loss is positive scaling, a U in loss is an inverted U
+    assert [SHAPE_NAMES[i] for i in classify_curves(curves[:4], margin=0.05, sign=-1)] == [
+        "inverse", "positive", "inverted_u", "u_shaped"]
+    # U not allowed -> the net direction; no margin -> flat impossible
+    assert SHAPE_NAMES[classify_curves(curves[2:3], margin=0.05, allow_u=False)[0]] in (
+        "positive", "inverse")
+    assert SHAPE_NAMES[classify_curves(curves[4:5], margin=None)[0]] == "positive"
+
+
+def test_prior_predictive_allows_every_shape():
+    """Curves of a new family drawn from the model-level priors take every shape.
+
+    The prior is on standardised scores over t in [-1, 1]; the margin 0.5 is half the scores'
+    standard deviation (an accuracy margin of 0.05 is typically 0.5-1 SD of the per-model
+    scores). Each shape needs prior probability >= 2%; the monotone and U shapes get ~20-27%
+    each, flat (a claim that needs evidence) less.
+    """
+    rng = np.random.default_rng(1)
+    pr, n = PRIORS["model_level"], 20000
+    mu = rng.standard_normal((n, 3)) * np.array(pr["mu"])
+    sd = np.abs(rng.standard_normal((n, 3))) * np.array(pr["sd"])
+    coef = mu + sd * rng.standard_normal((n, 3))
+    g = np.linspace(-1, 1, 33)
+    curves = coef @ np.vstack([np.ones_like(g), g, g**2])
+    p = np.bincount(classify_curves(curves, margin=0.5), minlength=5) / n
+    assert (p >= 0.02).all(), dict(zip(SHAPE_NAMES, p.round(3)))
+
+
+# ----------------------------------------------------------------- result, report, CLI
+def test_result_has_the_bootstrap_shape_and_posterior_fields(bayes_result):
+    r = bayes_result
+    assert isinstance(r, TrendResult) and r.meta["method"] == "bayes"
+    assert r.shape == "inverse" and repr(r).startswith("<TrendResult shape='inverse'")
+    for col in P_COLS + ["slope", "ci_lower", "ci_upper", "shape"]:
+        assert col in r.families.columns and col in r.pooled
+    probs = r.families[P_COLS].to_numpy(dtype=float)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    assert (r.families["ci_lower"] < r.families["slope"]).all()
+    assert (r.families["slope"] < r.families["ci_upper"]).all()
+    assert 0 <= r.pooled["p_new_family"] <= 1 and r.pooled["new_family_shape"] == "inverse"
+    assert {"p_new_" + s for s in SHAPE_NAMES} <= set(r.pooled)
+    assert set(P_COLS) <= set(r.summary().columns)
+    # grouped LOO table: linear vs quadratic, per family and for all models
+    assert set(r.selection["curve"]) == {"linear", "quadratic"}
+    assert set(r.selection["family"]) == {"all", "fam0", "fam1", "fam2"}
+    assert "log_likelihood" in r.posterior.groups()
+    assert r.meta["bayes"]["seed"] == r.to_dict()["meta"]["bayes"]["seed"]
+
+
+def test_report_json_and_roundtrip(bayes_result):
+    text = bayes_result.report("text")
+    assert "method = bayes" in text and "Verdict: inverse" in text and "p_inverse" in text
+    d = json.loads(bayes_result.to_json())
+    back = TrendResult.from_dict(d)
+    assert back.shape == bayes_result.shape and back.meta["method"] == "bayes"
+    assert back.families["p_inverse"].tolist() == pytest.approx(
+        bayes_result.families["p_inverse"].tolist())
+
+
+def test_cli_fit_method_bayes(capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["fit", str(DATA), "--method", "bayes", "--seed", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "method = bayes" in out and "Verdict: inverse" in out
+
+
+def test_typical_data_converges_without_divergences(bayes_result):
+    """R-hat <= 1.01, no divergence, bulk/tail ESS >= 400 with the defaults, several seeds."""
+    results = [bayes_result] + [_quiet_fit(DATA, method="bayes", rng=s, compare=False)
+                                for s in (1, 2)]
+    for r in results:
+        b = r.meta["bayes"]
+        assert b["max_rhat"] <= 1.01 and b["divergences"] == 0, b
+        assert min(b["min_ess_bulk"], b["min_ess_tail"]) >= 400, b
+        assert not set(r.diagnostics["code"]) & {"bayes_rhat", "bayes_divergences"}
+
+
+def test_seeded_fits_are_reproducible():
+    df = simulate_results("inverse", n_models=8, n_examples=200, rng=5)
+    a = _quiet_fit(df, method="bayes", rng=3, **FAST)
+    b = _quiet_fit(df, method="bayes", rng=3, **FAST)
+    assert a.meta["bayes"]["seed"] == b.meta["bayes"]["seed"]
+    assert a.families["slope"].tolist() == b.families["slope"].tolist()
+
+
+def test_bad_options_are_named():
+    from scalingfit.exceptions import DataValidationError
+
+    with pytest.raises(DataValidationError, match=r"model must be one of \['auto', "
+                       r"'model_level', 'crossed'\]; got 'fancy'\."):
+        _quiet_fit(DATA, method="bayes", model="fancy", rng=0)
+
+
+# ----------------------------------------------------------------- simulation studies
+@pytest.mark.slow
+def test_flat_truth_rarely_called_inverse():
+    """Flat truth with model-level noise: P(verdict 'inverse') <= 6% (30 seeded data sets)."""
+    calls = []
+    for s in range(30):
+        df = simulate_results("flat", n_models=8, n_examples=400, model_sd=0.2, rng=500 + s)
+        calls.append(_quiet_fit(df, method="bayes", rng=s, n_boot=200, **FAST).shape)
+    rate = np.mean([c == "inverse" for c in calls])
+    assert rate <= 0.06, calls
+    assert np.mean([c in ("positive", "inverse", "u_shaped", "inverted_u")
+                    for c in calls]) <= 0.10, calls
+
+
+@pytest.mark.slow
+def test_agrees_with_bootstrap_on_strong_signals():
+    """Strong shapes (monotone effect 1.2 logit, U ends 2 logits off the middle), 24 data sets:
+    the engines agree on the shape in >= 90% of cases."""
+    agree = []
+    for shape, effect in (("positive", 1.2), ("inverse", 1.2), ("u_shaped", 2.0),
+                          ("inverted_u", 2.0)):
+        for s in range(6):
+            df = simulate_results(shape, n_models=8, n_examples=400, effect=effect,
+                                  model_sd=0.1, rng=900 + s)
+            boot = _quiet_fit(df, rng=s, n_boot=200).shape
+            bayes = _quiet_fit(df, method="bayes", rng=s, n_boot=200, **FAST).shape
+            agree.append((shape, boot, bayes))
+    rate = np.mean([b == y for _, b, y in agree])
+    assert rate >= 0.90, agree
+
+
+@pytest.mark.slow
+def test_slope_credible_interval_coverage():
+    """90% credible intervals of the family slope cover the true slope at a rate consistent with
+    0.90: 50 seeded linear truths (identity link, known slope), accepted in
+    0.90 +- 3 binomial SE (SE = sqrt(0.9 * 0.1 / 50) = 0.042), i.e. [0.77, 1]."""
+    hits = []
+    for s in range(50):
+        truth = ("inverse", "positive", "flat")[s % 3]
+        df = simulate_results(truth, n_models=8, n_examples=300, effect=0.15, model_sd=0.02,
+                              link="identity", rng=2000 + s)
+        r = _quiet_fit(df, method="bayes", rng=s, n_boot=200, confidence_level=0.90, **FAST)
+        row = r.families.iloc[0]
+        hits.append(row["ci_lower"] <= df.attrs["true_slope"] <= row["ci_upper"])
+    rate = float(np.mean(hits))
+    assert 0.90 - 3 * np.sqrt(0.09 / 50) <= rate, rate
+
+
+@pytest.mark.slow
+def test_crossed_model_runs_on_per_example_data():
+    df = simulate_results("inverse", n_models=6, n_examples=120, effect=1.5, rng=7)
+    r = _quiet_fit(df, method="bayes", model="crossed", rng=0, **FAST)
+    assert r.meta["bayes"]["model"] == "crossed" and r.meta["bayes"]["likelihood"] == "bernoulli"
+    assert r.families["p_inverse"].iloc[0] > 0.5
+    np.testing.assert_allclose(r.families[P_COLS].sum(axis=1), 1.0)

@@ -70,6 +70,8 @@ def main(argv=None):
     p.add_argument("--pymc", action="store_true",
                    help="also time PyMC's default NUTS (minutes per fit on this machine)")
     p.add_argument("--repeats", type=int, default=2, help="calls per model and sampler")
+    p.add_argument("--compare", action="store_true",
+                   help="include the LOO comparison (a second, linear fit)")
     args = p.parse_args(argv)
 
     from scalingfit.simulate import simulate_results
@@ -86,8 +88,7 @@ def main(argv=None):
         first = {}
         for sampler in samplers:
             for call in range(args.repeats):
-                # model-level default includes the LOO comparison (two fits); crossed does not
-                res = _fit(datasets[model], model, sampler, call, compare=None)
+                res = _fit(datasets[model], model, sampler, call, compare=args.compare)
                 first.setdefault(sampler, res)
                 print(f"{model:12} {sampler:8} {call + 1:>4} {res['wall']:7.1f} "
                       f"{res['compile']:9.1f} {res['sample']:8.1f} {res['div']:>4} "

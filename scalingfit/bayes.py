@@ -664,7 +664,7 @@ def _turning_point(row, labels, vertex, confidence_level):
 def fit_bayes(table, ms: ModelScores, result, *, rng, model: str = "auto", draws: int = 1000,
               tune: int = 1000, chains: int = 4, cores: int | None = None,
               sampler: str = "auto", flat_margin: float | None = None,
-              decision_threshold: float = 0.95, compare: bool | None = None,
+              decision_threshold: float = 0.95, compare: bool = False,
               max_refits: int = 5, target_accept: float | None = None):
     """Bayesian shape analysis of the same data as ``result`` (module docstring).
 
@@ -693,9 +693,10 @@ def fit_bayes(table, ms: ModelScores, result, *, rng, model: str = "auto", draws
         bootstrap engine's, ``result.meta['flat_margin']``).
     decision_threshold : float
         A shape is the verdict when its posterior probability is at least this.
-    compare : bool, optional
-        Compare linear and quadratic curves by grouped LOO (default: True for the model-level
-        model, False for the crossed model, where it doubles the run time).
+    compare : bool
+        Also fit the linear curve and compare it with the quadratic by grouped LOO, with exact
+        refits for high Pareto k (``selection``, ``best_curve``). Off by default: it doubles the
+        sampling time (model-level ~5 s more, crossed ~50 s more).
     max_refits : int
         At most this many exact refits for models with Pareto k > 0.7.
     target_accept : float, optional
@@ -730,7 +731,7 @@ def fit_bayes(table, ms: ModelScores, result, *, rng, model: str = "auto", draws
     for name, value, low in (("draws", draws, 100), ("tune", tune, 100), ("chains", chains, 1)):
         if int(value) < low:
             raise DataValidationError(f"{name} must be at least {low}; got {value!r}.")
-    compare = (kind == "model_level") if compare is None else bool(compare)
+    compare = bool(compare)
     cores = min(int(chains), 2) if cores is None else int(cores)
     if target_accept is None:
         target_accept = 0.95

@@ -23,7 +23,7 @@ from scalingfit.results import TrendResult  # noqa: E402
 from scalingfit.simulate import simulate_results  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "synthetic_families.csv"
-FAST = {"draws": 500, "tune": 500, "chains": 2, "compare": False}
+FAST = {"draws": 500, "tune": 500, "chains": 2}
 P_COLS = ["p_positive", "p_inverse", "p_u_shaped", "p_inverted_u", "p_flat"]
 
 
@@ -35,7 +35,7 @@ def _quiet_fit(*args, **kwargs):
 
 @pytest.fixture(scope="module")
 def bayes_result():
-    return _quiet_fit(DATA, method="bayes", rng=0)
+    return _quiet_fit(DATA, method="bayes", rng=0, compare=True)
 
 
 # ----------------------------------------------------------------- the shape rule
@@ -115,7 +115,7 @@ def test_cli_fit_method_bayes(capsys):
 
 def test_typical_data_converges_without_divergences(bayes_result):
     """R-hat <= 1.01, no divergence, bulk/tail ESS >= 400 with the defaults, several seeds."""
-    results = [bayes_result] + [_quiet_fit(DATA, method="bayes", rng=s, compare=False)
+    results = [bayes_result] + [_quiet_fit(DATA, method="bayes", rng=s)
                                 for s in (1, 2)]
     for r in results:
         b = r.meta["bayes"]

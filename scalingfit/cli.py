@@ -24,9 +24,14 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
                    help="input format (default: from the file suffix)")
     p.add_argument("--lower-is-better", action="store_true",
                    help="treat lower scores as better (default: guessed from the metric name)")
-    p.add_argument("--method", default="bootstrap", choices=["bootstrap", "bayes"])
-    p.add_argument("--n-boot", type=int, default=2000)
-    p.add_argument("--confidence-level", type=float, default=0.95)
+    p.add_argument("--method", default="bootstrap", choices=["bootstrap", "bayes"],
+                   help="engine: 'bootstrap' (random-effects meta-regression over models with "
+                        "paired-bootstrap covariance; default) or 'bayes' (PyMC posterior shape "
+                        "probabilities)")
+    p.add_argument("--n-boot", type=int, default=2000,
+                   help="paired-bootstrap replicates (default: 2000; at least 100)")
+    p.add_argument("--confidence-level", type=float, default=0.95,
+                   help="interval level; tests run at alpha = 1 - level (default: 0.95)")
     p.add_argument("--flat-margin", type=float, default=None,
                    help="equivalence margin for 'flat', in score units")
     p.add_argument("--seed", type=int, default=None, help="random seed (recorded in the output)")
@@ -42,7 +47,7 @@ def _load(args):
 def _fit_kwargs(args) -> dict:
     return {"x": args.x, "method": args.method, "n_boot": args.n_boot,
             "confidence_level": args.confidence_level, "flat_margin": args.flat_margin,
-            "rng": args.seed}
+            "rng": args.seed, "chance": getattr(args, "chance", None)}
 
 
 def _cmd_fit(args) -> int:
@@ -61,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fit", help="fit the scaling curve and print the shape verdict")
     add_data_options(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--chance", type=float, default=None,
+                   help="chance-level score for the floor diagnostics (default: from a chance "
+                        "or n_classes column)")
     p.set_defaults(func=_cmd_fit)
     for module in ("claims", "criteria_report", "runner.cli"):
         _register(module, sub)
@@ -68,15 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _register(module: str, sub) -> None:
-    """Let a module add its subcommand; skip modules that are absent (e.g. no runner extra)."""
+    """Let a module add its subcommand. These modules import only light dependencies (the
+    runner imports torch when a model is scored), so an import error is a real bug and raises."""
     import importlib
 
-    try:
-        mod = importlib.import_module(f"scalingfit.{module}")
-    except ImportError:
-        return
-    if hasattr(mod, "register"):
-        mod.register(sub)
+    importlib.import_module(f"scalingfit.{module}").register(sub)
 
 
 def main(argv=None) -> int:

@@ -128,7 +128,8 @@ def analyse(ms: ModelScores, table: pd.DataFrame, *, confidence_level: float = 0
 def fit_trend(results, *, x: str = "n_params", method: str = "bootstrap", n_boot: int = 2000,
               confidence_level: float = 0.95, flat_margin: float | None = None,
               shapes="auto", task: str | None = None, metric: str | None = None,
-              higher_is_better: bool | None = None, rng=None, **bayes_options):
+              higher_is_better: bool | None = None, chance: float | None = None, rng=None,
+              **bayes_options):
     """Fit flat, monotone and U-type curves to a scaling curve and return a shape verdict.
 
     Parameters
@@ -153,6 +154,9 @@ def fit_trend(results, *, x: str = "n_params", method: str = "bootstrap", n_boot
         naming them explicitly makes fewer models an error.
     task, metric, higher_is_better : optional
         Passed to :func:`scalingfit.load_results`.
+    chance : float, optional
+        Chance-level score (e.g. 0.5 for two classes), for the floor diagnostics and the chance
+        line of the plots. Default: from a ``chance`` or ``n_classes`` column when present.
     rng : None, int or numpy.random.Generator
         Randomness; the seed used is recorded in ``result.meta['seed']``.
     **bayes_options
@@ -197,7 +201,7 @@ def fit_trend(results, *, x: str = "n_params", method: str = "bootstrap", n_boot
             "n_families": len(ms.families), "n_models": len(ms.models),
             "n_examples": _n_examples(ms)}
     result = TrendResult.from_analyses(ms, analyses, boot, meta)
-    result = _add_noise(result, ms, generator)
+    result = _add_noise(result, ms, generator, table=table, chance=chance)
     if method == "bayes":
         from .bayes import fit_bayes
 
@@ -205,13 +209,18 @@ def fit_trend(results, *, x: str = "n_params", method: str = "bootstrap", n_boot
     return result
 
 
-def _add_noise(result, ms, generator):
-    """Trend strength, generality and noise diagnostics (:mod:`scalingfit.noise`)."""
-    try:
-        from .noise import add_noise_diagnostics
-    except ImportError:  # the noise module is optional while it is being written
-        return result
-    return add_noise_diagnostics(result, ms, rng=generator)
+def _add_noise(result, ms, generator, *, table, chance):
+    """Trend strength, generality and noise diagnostics (:mod:`scalingfit.noise`), and the
+    chance level in ``meta['chance']`` when one level holds for every model."""
+    from .noise import add_noise_diagnostics
+
+    if chance is not None and not np.isfinite(chance):
+        raise DataValidationError(f"chance must be a finite score; got {chance!r}.")
+    result = add_noise_diagnostics(result, ms, rng=generator, table=table, chance=chance)
+    levels = ((result.meta.get("noise") or {}).get("floor_ceiling") or {}).get("chance")
+    if levels and np.allclose(levels, levels[0]):
+        result = result.replace(meta={**result.meta, "chance": float(levels[0])})
+    return result
 
 
 def _n_examples(ms: ModelScores):

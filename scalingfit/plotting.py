@@ -20,8 +20,9 @@ __all__ = ["plot_trend", "plot_families", "plot_slope_distribution", "plot_influ
            "plot_power", "influence_table", "power_table", "slope_draws"]
 
 U_SHAPES = ("u_shaped", "inverted_u")
-CURVE_NAMES = ("linear", "quadratic", "two_lines")
-_CURVE_WORDS = {"linear": "linear fit", "quadratic": "quadratic fit", "two_lines": "two lines"}
+CURVE_NAMES = ("linear", "quadratic", "two_lines", "posterior")
+_CURVE_WORDS = {"linear": "linear fit", "quadratic": "quadratic fit", "two_lines": "two lines",
+                "posterior": "posterior mean"}
 
 
 # ---------------------------------------------------------------------------- small helpers
@@ -74,7 +75,8 @@ def _family_row(result, family) -> dict:
 
 
 def verdict_curve(result, family=None, curve="auto"):
-    """The fitted curve drawn for ``family``: two lines for U-type verdicts, else linear.
+    """The fitted curve drawn for ``family``: the posterior curve for Bayesian results, else two
+    lines for U-type verdicts and linear otherwise.
 
     ``family=None`` uses the pooled verdict. Returns None when the requested curve is absent.
     """
@@ -83,7 +85,9 @@ def verdict_curve(result, family=None, curve="auto"):
     curves = result.curves
     available = set(curves["curve"] if family is None else
                     curves.loc[curves["family"] == family, "curve"])
-    if curve == "auto":
+    if curve == "auto" and "posterior" in available:
+        curve = "posterior"    # a Bayesian fit draws its own posterior mean curve and band
+    elif curve == "auto":
         shape = result.shape if family is None else _family_row(result, family).get("shape")
         curve = "two_lines" if shape in U_SHAPES and "two_lines" in available else "linear"
     if curve not in CURVE_NAMES:

@@ -26,7 +26,14 @@ def _fmt(v, digits=3):
 
 
 def verdict_sentence(result) -> str:
-    """One sentence: the pooled verdict with its evidence."""
+    """One sentence: the pooled verdict with its evidence.
+
+    Bootstrap results quote p-values and confidence intervals; Bayesian results
+    (``meta['method'] == 'bayes'``) quote posterior probabilities and credible intervals, since
+    their ``p_*`` columns are posterior probabilities, not p-values.
+    """
+    if result.meta.get("method") == "bayes":
+        return _bayes_sentence(result)
     p = result.pooled
     x = "parameters" if result.meta["x"] == "n_params" else "training FLOPs"
     core = f"{_SHAPE_WORDS[result.shape]}"
@@ -42,6 +49,34 @@ def verdict_sentence(result) -> str:
     else:
         core += f": gate p = {_fmt(p['p_gate'])}"
     return core + "."
+
+
+_PROB_COLUMN = {"positive": "p_positive", "inverse": "p_inverse", "u_shaped": "p_u_shaped",
+                "inverted_u": "p_inverted_u", "flat": "p_flat"}
+
+
+def _bayes_sentence(result) -> str:
+    """The verdict with posterior probabilities (pooled, and for a new family when known)."""
+    p = result.pooled
+    x = "parameters" if result.meta["x"] == "n_params" else "training FLOPs"
+    level = _fmt(100 * result.meta["confidence_level"])
+    probs = {s: p.get(c) for s, c in _PROB_COLUMN.items()}
+    best = max(probs, key=lambda s: -1.0 if not np.isfinite(_num(probs[s])) else probs[s])
+    shown = result.shape if result.shape in probs else best
+    core = (f"{_SHAPE_WORDS[result.shape]}: posterior P({shown}) = {_fmt(probs[shown])}; slope "
+            f"{_fmt(p['slope'])} score per 10x {x}, {level}% credible interval "
+            f"[{_fmt(p['ci_lower'])}, {_fmt(p['ci_upper'])}]")
+    new = p.get(f"p_new_{shown}")
+    if np.isfinite(_num(new)):
+        core += f"; P(a new family shows {shown}) = {_fmt(new)}"
+    return core + "."
+
+
+def _num(v) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def _table_text(df: pd.DataFrame) -> str:

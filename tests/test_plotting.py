@@ -199,7 +199,8 @@ def test_power_plot_from_table(result):
 
 
 def test_noise_plots_explain_a_missing_table(result):
-    bare = result.replace(diagnostics=result.diagnostics.iloc[0:0])
+    meta = {k: v for k, v in result.meta.items() if k != "noise"}
+    bare = result.replace(diagnostics=result.diagnostics.iloc[0:0], meta=meta)
     with pytest.raises(ValueError, match="result holds no influence table"):
         plotting.plot_influence(bare)
     with pytest.raises(ValueError, match="result holds no power table"):

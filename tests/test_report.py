@@ -334,7 +334,8 @@ def test_markdown_writes_pngs_beside_it(result, table, tmp_path):
                   out=out)
     assert out.read_text(encoding="utf-8") == text
     pngs = sorted((tmp_path / "appendix_files").glob("*.png"))
-    assert [p.name for p in pngs] == ["families.png", "slopes.png", "trend.png"]
+    assert [p.name for p in pngs] == ["families.png", "influence.png", "power.png", "slopes.png",
+                                      "trend.png"]
     for p in pngs:
         assert mpimg.imread(p).ndim == 3
         assert f"](appendix_files/{p.name})" in text

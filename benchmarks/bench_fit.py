@@ -8,7 +8,7 @@ Data: 3 families x 8 models x 1,000 shared examples (simulated, seeded). ``n_boo
   replicate, resample example ids with pandas, ``groupby`` model means, and refit each family
   with statsmodels ``GLS``. Both produce the same replicate slope distribution (checked).
 
-Run: ``python benchmarks/bench_fit.py`` (figures recorded in docs/benchmarks.md).
+Run: ``python benchmarks/bench_fit.py`` (figures recorded in docs/bootstrap.md, section "Speed").
 """
 
 import time

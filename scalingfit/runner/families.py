@@ -23,12 +23,14 @@ _COLUMNS = ("family", "model", "n_params", "n_params_exact", "train_tokens", "tr
 
 
 def _default_path() -> Path:
-    """The registry: ``$SCALINGFIT_MODEL_FAMILIES``, else the repository's ``data/`` file."""
+    """The registry: ``$SCALINGFIT_MODEL_FAMILIES``, else the repository's ``data/`` file, else
+    the copy installed with the package (``scalingfit/runner/model_families.csv``, a symlink to
+    the ``data/`` file in the source tree that wheels store as a file)."""
     if os.environ.get(REGISTRY_ENV):
         return Path(os.environ[REGISTRY_ENV])
-    here = Path(__file__).resolve()
-    candidates = [here.parents[2] / "data" / "model_families.csv",
-                  here.parents[1] / "data" / "model_families.csv"]
+    here = Path(__file__).parent
+    candidates = [here.resolve().parents[1] / "data" / "model_families.csv",
+                  here / "model_families.csv"]
     return next((p for p in candidates if p.exists()), candidates[0])
 
 

@@ -104,8 +104,82 @@ def _render_text(result) -> str:
              f"flat margin = {_fmt(m['flat_margin'])}, seed = {m['seed']}",
              "", f"Verdict: {result.shape} -- {verdict_sentence(result)}", "",
              _table_text(result.summary())]
+    lines += _criteria_lines(result) + _selection_lines(result)
     if len(result.diagnostics):
         lines += ["", "Notes:"]
         lines += [f"[{i + 1}] ({r.severity}) {r.message}"
                   for i, r in enumerate(result.diagnostics.itertuples())]
     return "\n".join(lines)
+
+
+def _criteria_lines(result) -> list:
+    """Trend strength, generality and noise in a few lines (the HTML report has the detail)."""
+    noise = result.meta.get("noise") or {}
+    main = noise.get("main_label", "pooled")
+    lines = []
+    st = result.strength
+    if st is not None and len(st):
+        rows = st[st["family"] == main].set_index("quantity")
+        if "slope_per_decade" in rows.index:
+            r = rows.loc["slope_per_decade"]
+            x = "parameters" if result.meta["x"] == "n_params" else "training FLOPs"
+            text = (f"Strength ({main}): {_fmt(r['estimate'])} "
+                    f"{result.meta.get('metric') or 'score'} per 10x {x} "
+                    f"[{_fmt(r['ci_lower'])}, {_fmt(r['ci_upper'])}]")
+            if "change_smallest_to_largest" in rows.index:
+                c = rows.loc["change_smallest_to_largest"]
+                text += (f"; smallest -> largest model {_fmt(c['estimate'])} "
+                         f"[{_fmt(c['ci_lower'])}, {_fmt(c['ci_upper'])}] (paired)")
+            if "snr" in rows.index:
+                text += f"; signal-to-noise {_fmt(abs(rows.loc['snr', 'estimate']))}"
+            lines.append(text + ".")
+    gen = result.generality
+    if gen is not None and len(gen) and "shows_claim" in gen:
+        fam = gen[gen["family"] != "pooled"]
+        claim = fam["claim"].iloc[0] if len(fam) else noise.get("claim")
+        text = (f"Generality: {int(fam['shows_claim'].fillna(False).astype(bool).sum())} of "
+                f"{len(fam)} families show {claim} (Holm-adjusted)")
+        pooled = gen[gen["family"] == "pooled"]
+        if len(pooled) and np.isfinite(_num(pooled["I2"].iloc[0])):
+            text += (f"; heterogeneity I2 = {_fmt(100 * pooled['I2'].iloc[0], 2)}%, "
+                     f"p = {_fmt(pooled['p_heterogeneity'].iloc[0])}")
+        lines.append(text + ".")
+    lines += _noise_line(noise, main)
+    return [""] + lines if lines else []
+
+
+def _noise_line(noise: dict, main: str) -> list:
+    bits = []
+    stab = (noise.get("stability") or {}).get(main)
+    if stab:
+        bits.append(f"{_fmt(100 * stab['share'], 3)}% of {stab['n']} bootstrap replicates give "
+                    f"'{stab['verdict']}'")
+    null = noise.get("null") or {}
+    if np.isfinite(_num(null.get("p_value"))):
+        bits.append(f"null-calibrated p = {_fmt(null['p_value'])} ({null.get('n_sim')} "
+                    f"simulations under the best {null.get('null', 'null')} curve)")
+    infl = noise.get("influence") or []
+    if infl:
+        changed = [r["dropped"] for r in infl if r.get("changed")]
+        bits.append(f"verdict unchanged when any one of {len(infl)} models is dropped"
+                    if not changed else
+                    f"verdict changes when dropping {', '.join(map(str, changed))}")
+    power = (noise.get("power") or {}).get(main) or {}
+    key = "mde_curvature" if power.get("kind") == "curvature" else "mde_slope"
+    if np.isfinite(_num(power.get(key))):
+        bits.append(f"minimum detectable {power.get('kind', 'slope')} at 80% power "
+                    f"{_fmt(power[key])}")
+    return ["Noise: " + "; ".join(bits) + "."] if bits else []
+
+
+def _selection_lines(result) -> list:
+    """Model selection by AICc: the best curve and its Akaike weight per family."""
+    sel = result.selection
+    if sel is None or not len(sel):
+        return []
+    parts = []
+    for fam, rows in sel.groupby("family", sort=False):
+        best = rows.loc[rows["aicc"].idxmin()]
+        parts.append(f"{fam} {best['curve']} (weight {_fmt(best['weight'], 2)})")
+    return ["", "Best curve form by AICc (a fit, not a verdict: a quadratic may be monotone "
+                "over the observed range): " + "; ".join(parts) + "."]

@@ -7,6 +7,9 @@ examples, the CLI reference against ``--help``, and ``mkdocs build --strict``.
   ``trend.png``) land in the scratch directory instead of the checkout.
 * A block is skipped only when the line before its fence is ``<!-- skip-test -->`` (runner, GPU
   or network examples).
+* A ```text block right after a python block, marked ``<!-- output -->`` on the line before its
+  fence, must equal what the python block printed (trailing spaces ignored), so printed outputs
+  quoted in the docs cannot drift from the code.
 * ``python tests/test_docs.py --write-cli`` regenerates the option text of docs/cli.md from
   ``scalingfit <cmd> --help``; the test fails when the two differ.
 """
@@ -25,6 +28,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 SKIP = "<!-- skip-test -->"
+OUTPUT = re.compile(r"\s*<!-- output -->\n```text\n(.*?)^```", re.S | re.M)
 FENCE = re.compile(r"^```(\w+)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
 CLI_MARK = re.compile(r"<!-- cli-help: (\w+) -->\n```text\n(.*?)^```", re.S | re.M)
 CLI_COMMANDS = ("fit", "check", "report", "run")
@@ -56,6 +60,25 @@ def blocks(path: Path, lang: str):
     return out
 
 
+def expected_outputs(path: Path) -> dict:
+    """{line of a python block: the ``<!-- output -->`` text block that follows it}."""
+    text = path.read_text(encoding="utf-8")
+    out = {}
+    for m in FENCE.finditer(text):
+        if m.group(1) == "python":
+            follow = OUTPUT.match(text, m.end() + 1)
+            if follow:
+                out[text[:m.start()].count("\n") + 1] = follow.group(1)
+    return out
+
+
+def _same_output(got: str, want: str) -> bool:
+    def norm(t):
+        return [line.rstrip() for line in t.strip("\n").splitlines()]
+
+    return norm(got) == norm(want)
+
+
 @pytest.fixture
 def scratch_root(tmp_path, monkeypatch):
     """A directory that looks like the repository root, for cwd."""
@@ -80,11 +103,21 @@ def test_python_blocks_run(path, scratch_root):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    import contextlib
+    import io
+
     namespace = {"__name__": f"docs_{path.stem}"}
+    expected = expected_outputs(path)
     try:
         for line, code, _ in code_blocks:
+            printed = io.StringIO()
             try:
-                exec(compile(code, f"{path.relative_to(ROOT)}:{line}", "exec"), namespace)
+                with contextlib.redirect_stdout(printed):
+                    exec(compile(code, f"{path.relative_to(ROOT)}:{line}", "exec"), namespace)
+                if line in expected:
+                    assert _same_output(printed.getvalue(), expected[line]), (
+                        f"the output quoted after the code block at line {line} is out of date;"
+                        f" the block prints:\n{printed.getvalue()}")
             except Exception as err:
                 if path.parent == DOCS and path.name in PENDING_OWNER_FIX:
                     pytest.xfail(f"{PENDING_OWNER_FIX[path.name]}: line {line}: {err}")
@@ -182,6 +215,55 @@ def write_cli() -> None:
     print(f"updated {path}")
 
 
+def write_outputs(paths, mark: bool = False) -> None:
+    """Run the python blocks of each file (as the test does) and rewrite the ``<!-- output -->``
+    text blocks with what they print. ``mark``: first mark every text block that directly
+    follows a python block (review the diff: some quote only part of an output)."""
+    import contextlib
+    import io
+    import tempfile
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    for path in map(Path, paths):
+        path = path.resolve()
+        text = path.read_text(encoding="utf-8")
+        if mark:
+            text = re.sub(r"(^```python\n.*?^```[ \t]*\n\s*?\n)(```text\n)",
+                          lambda m: m.group(1) + "<!-- output -->\n" + m.group(2), text,
+                          flags=re.S | re.M)
+            text = text.replace("<!-- output -->\n<!-- output -->\n", "<!-- output -->\n")
+            path.write_text(text, encoding="utf-8")
+        printed, namespace, here = {}, {"__name__": f"docs_{path.stem}"}, os.getcwd()
+        with tempfile.TemporaryDirectory() as tmp:
+            for entry in ROOT.iterdir():
+                if entry.name != ".git":
+                    (Path(tmp) / entry.name).symlink_to(entry, entry.is_dir())
+            os.chdir(tmp)
+            try:
+                for line, code, skipped in blocks(path, "python"):
+                    if skipped:
+                        continue
+                    buf = io.StringIO()
+                    with contextlib.redirect_stdout(buf):
+                        exec(compile(code, f"{path.name}:{line}", "exec"), namespace)
+                    printed[line] = buf.getvalue()
+            finally:
+                os.chdir(here)
+        text = path.read_text(encoding="utf-8")
+        for line, old in sorted(expected_outputs(path).items(), reverse=True):
+            new = "\n".join(x.rstrip() for x in printed[line].strip("\n").splitlines()) + "\n"
+            start = len("\n".join(text.split("\n")[:line - 1]))
+            i = text.index("<!-- output -->\n```text\n", start) + len("<!-- output -->\n```text\n")
+            text = text[:i] + new + text[i + len(old):]
+        path.write_text(text, encoding="utf-8")
+        print(f"updated {path}")
+
+
 if __name__ == "__main__":
     if "--write-cli" in sys.argv:
         write_cli()
+    if "--write-outputs" in sys.argv:
+        files = [a for a in sys.argv[1:] if not a.startswith("--")]
+        write_outputs(files, mark="--mark" in sys.argv)

@@ -59,6 +59,22 @@ def test_text_report_states_verdict_and_numbers(result):
     assert f"{result.pooled['slope']:.3g}" in text
 
 
+def test_text_report_criteria_lines_quote_the_result(result):
+    """The strength / generality / noise / AICc lines print the result's own numbers."""
+    text = result.report("text")
+    st = result.strength.set_index(["family", "quantity"])
+    slope = st.loc[("pooled", "slope_per_decade")]
+    assert (f"Strength (pooled): {slope['estimate']:.3g} accuracy per 10x parameters "
+            f"[{slope['ci_lower']:.3g}, {slope['ci_upper']:.3g}]") in text
+    fam = result.generality[result.generality["family"] != "pooled"]
+    assert f"Generality: {int(fam['shows_claim'].sum())} of 3 families show inverse" in text
+    stab = result.meta["noise"]["stability"]["pooled"]
+    assert f"{100 * stab['share']:.3g}% of {stab['n']} bootstrap replicates give 'inverse'" in text
+    sel = result.selection
+    best = sel.loc[sel[sel["family"] == "fam1"]["aicc"].idxmin()]
+    assert f"fam1 {best['curve']} (weight {best['weight']:.2g})" in text
+
+
 def test_bootstrap_interval_agrees_with_knapp_hartung(result):
     # the bootstrap adds the estimated model-level noise, so both intervals measure the same
     # uncertainty; they agree to within a factor of 2 in width

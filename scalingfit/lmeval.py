@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -49,8 +50,10 @@ def read_lm_eval_samples(path, *, model: str | None = None, family: str | None =
     -------
     pandas.DataFrame
         One row per model x task x document: ``score`` = ``acc``, ``metric`` = "accuracy",
-        ``loss`` / ``coverage`` / ``logprob_correct`` from the per-choice log-likelihoods and
-        ``class_logprobs`` (JSON). ``class_ntokens`` is NA: the harness does not log it.
+        ``n_classes`` = the number of choices, ``loss`` / ``coverage`` / ``logprob_correct``
+        from the per-choice log-likelihoods and ``class_logprobs`` (JSON). ``class_ntokens`` is
+        NA: the harness does not log it. When several runs (sample files with different
+        timestamps) hold the same model and task, only the newest is read, with a warning.
 
     Raises
     ------
@@ -59,7 +62,8 @@ def read_lm_eval_samples(path, *, model: str | None = None, family: str | None =
     """
     files = _sample_files(Path(path))
     registry = _registry(registry)
-    frames = [_read_file(f, model, family, n_params, registry) for f in files]
+    runs = _newest_runs([_run_info(f, model) for f in files])
+    frames = [_read_file(run, family, n_params, registry) for run in runs]
     return pd.concat(frames, ignore_index=True)
 
 
@@ -92,14 +96,44 @@ def _harness_meta(samples_file: Path) -> dict:
     return {}
 
 
-def _read_file(path: Path, model, family, n_params, registry) -> pd.DataFrame:
+def _run_info(path: Path, model) -> dict:
+    """Which model, task and run (timestamp) one samples file belongs to."""
     meta = _harness_meta(path)
     match = _SAMPLES.match(path.name)
     task = match["task"] if match else path.stem
     hub_id = meta.get("model_name") or path.parent.name
     name = model or (Path(hub_id).name if Path(hub_id).exists() or hub_id.startswith("/")
                      else hub_id)
-    info = _model_info(name, hub_id, family, n_params, registry, meta)
+    return {"path": path, "meta": meta, "task": task, "hub_id": hub_id, "name": name,
+            "stamp": match["stamp"] if match else ""}
+
+
+def _newest_runs(runs: list) -> list:
+    """One run per (model, task): the newest timestamp (the harness's stamps sort as text);
+    warn once, naming the files left out, when a model was run on a task more than once."""
+    newest: dict = {}
+    for run in runs:
+        key = (run["name"], run["task"])
+        if key not in newest or (run["stamp"], str(run["path"])) > (
+                newest[key]["stamp"], str(newest[key]["path"])):
+            newest[key] = run
+    kept = {id(run) for run in newest.values()}
+    dropped = [run for run in runs if id(run) not in kept]
+    if dropped:
+        lines = [f"{r['path']} (kept {newest[(r['name'], r['task'])]['path'].name})"
+                 for r in dropped[:5]]
+        more = f" and {len(dropped) - 5} more" if len(dropped) > 5 else ""
+        warnings.warn(
+            f"lm-eval logs hold more than one run of the same model and task; read only the "
+            f"newest of each and ignored {len(dropped)} older samples file(s): "
+            f"{'; '.join(lines)}{more}. To use another run, pass its samples file, or move the "
+            "other logs out of the directory.", UserWarning, stacklevel=3)
+    return [run for run in runs if id(run) in kept]
+
+
+def _read_file(run: dict, family, n_params, registry) -> pd.DataFrame:
+    path, task, name = run["path"], run["task"], run["name"]
+    info = _model_info(name, run["hub_id"], family, n_params, registry, run["meta"])
     with path.open(encoding="utf-8") as fh:
         samples = [json.loads(line) for line in fh if line.strip()]
     rows, seen = [], set()
@@ -143,7 +177,7 @@ def _row(sample: dict, path: Path, line: int) -> dict:
     answer = int(sample["target"])
     stats = class_stats(logliks, answer)
     return {"example_id": str(sample["doc_id"]), "score": float(sample["acc"]),
-            "metric": "accuracy", "loss": stats["loss"],
+            "metric": "accuracy", "n_classes": len(logliks), "loss": stats["loss"],
             "logprob_correct": stats["logprob_correct"], "coverage": stats["coverage"],
             "correct": bool(sample["acc"]), "class_logprobs": json.dumps(logliks)}
 

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..exceptions import DataValidationError
 from .families import family_models, load_model_families, lookup_model
-from .store import ResultStore, to_frame
+from .store import ResultStore, safe_name, to_frame
 from .tasks import load_task
 
 __all__ = ["evaluate", "DEFAULT_BATCH_TOKENS"]
@@ -65,7 +66,9 @@ def evaluate(task, models=None, *, family: str | None = None, out=None, device: 
     Raises
     ------
     DataValidationError
-        The task is malformed (before any model is loaded) or ``family`` is unknown.
+        The task is malformed (before any model is loaded), ``family`` is unknown, ``models``
+        is empty, or two models would get the same name (two local directories with the same
+        folder name).
     """
     task = load_task(task)
     registry = _registry(registry, required=models is None)
@@ -102,7 +105,34 @@ def _model_list(models, family, registry) -> list[str]:
         if family is None:
             raise ValueError("give models=[...] (hub ids or local paths) or a registry family.")
         return family_models(family, registry)
-    return [models] if isinstance(models, (str, Path)) else [str(m) for m in models]
+    names = [str(models)] if isinstance(models, (str, Path)) else [str(m) for m in models]
+    if not names:
+        raise DataValidationError(
+            "models is empty: give at least one hub id or local model directory "
+            "(models=['EleutherAI/pythia-70m', './ckpt']), or models=None with family=NAME.")
+    _check_distinct_names(names)
+    return names
+
+
+def _check_distinct_names(models) -> None:
+    """Two models with one output name would share one Parquet file (the second skipped as
+    done): refuse before anything loads."""
+    seen: dict[str, str] = {}
+    for model in models:
+        name = model_name(model)
+        key = safe_name(name)
+        if key not in seen:
+            seen[key] = model
+            continue
+        first = seen[key]
+        if first == model:
+            raise DataValidationError(
+                f"model {model!r} is listed twice in models; list each model once.")
+        raise DataValidationError(
+            f"models {first!r} and {model!r} would both be stored as model {model_name(first)!r} "
+            f"(output file {key}.parquet), so the second would be skipped as already done. "
+            "The model column takes a local directory's folder name: rename or symlink one "
+            "directory to a distinct name (e.g. a-ckpt, b-ckpt) and pass that path instead.")
 
 
 def model_name(name_or_path) -> str:

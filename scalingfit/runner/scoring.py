@@ -81,9 +81,19 @@ def load_model(name_or_path: str, *, device: str = "cpu", dtype=None):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-    model = AutoModelForCausalLM.from_pretrained(name_or_path,
-                                                 dtype=resolve_dtype(dtype, device))
+    model = AutoModelForCausalLM.from_pretrained(
+        name_or_path, **{_dtype_keyword(): resolve_dtype(dtype, device)})
     return model.to(device).eval(), tokenizer
+
+
+def _dtype_keyword() -> str:
+    """``from_pretrained``'s dtype keyword: ``dtype`` from transformers 4.56 on (``torch_dtype``
+    is deprecated there), ``torch_dtype`` before. The version decides, not a ``TypeError``: older
+    releases take an unknown ``dtype=`` silently as a config attribute and load float32."""
+    import transformers
+    from packaging.version import Version
+
+    return "dtype" if Version(transformers.__version__).release >= (4, 56) else "torch_dtype"
 
 
 def special_prefix(tokenizer) -> tuple:
@@ -216,16 +226,20 @@ def score_batches(model, items, batches, *, pad_id: int = 0):
     """
     import torch
 
-    keep = "logits_to_keep" in inspect.signature(model.forward).parameters
+    params = inspect.signature(model.forward).parameters
+    keep = "logits_to_keep" in params
+    # transformers >= 5.2x renamed ``past_key_values`` (argument and output) to ``cache``
+    cache_arg = "cache" if "cache" in params else "past_key_values"
     device = next(model.parameters()).device
     with torch.inference_mode():
         for batch in batches:
             requests = [e for i in batch for e in items[i]]
-            scored = iter(_score_batch(model, requests, pad_id, device, keep))
+            scored = iter(_score_batch(model, requests, pad_id, device, keep, cache_arg))
             yield batch, [[next(scored) for _ in items[i]] for i in batch]
 
 
-def _score_batch(model, batch, pad_id: int, device, keep: bool):
+def _score_batch(model, batch, pad_id: int, device, keep: bool,
+                 cache_arg: str = "past_key_values"):
     """Contexts once (left-padded, cache kept), then every continuation on the cache."""
     import torch
 
@@ -239,7 +253,8 @@ def _score_batch(model, batch, pad_id: int, device, keep: bool):
     conts = [c for e in batch for c in e.continuations]
     totals = [float(first[j, c[0]]) if c else 0.0 for j, c in zip(owner, conts)]
     if max(len(c) for c in conts) > 1:
-        rest = _continuation_logprobs(model, out.past_key_values, mask, owner, conts, pad_id)
+        cache = out.get("cache", None) or out.get("past_key_values", None)
+        rest = _continuation_logprobs(model, cache, mask, owner, conts, pad_id, cache_arg)
         totals = [t + r for t, r in zip(totals, rest)]
     return _regroup(batch, totals)
 
@@ -256,7 +271,8 @@ def _left_pad(seqs, pad_id: int, device):
     return ids.to(device), mask.to(device)
 
 
-def _continuation_logprobs(model, cache, ctx_mask, owner, conts, pad_id: int) -> list:
+def _continuation_logprobs(model, cache, ctx_mask, owner, conts, pad_id: int,
+                           cache_arg: str = "past_key_values") -> list:
     """Summed log-probs of continuation tokens 2..n, run on the contexts' expanded cache."""
     import torch
 
@@ -272,7 +288,7 @@ def _continuation_logprobs(model, cache, ctx_mask, owner, conts, pad_id: int) ->
     cache.reorder_cache(index)
     ctx_mask = ctx_mask.index_select(0, index)
     positions = ctx_mask.sum(-1, keepdim=True) + torch.arange(width, device=device)
-    out = model(input_ids=ids.to(device), past_key_values=cache, use_cache=True,
+    out = model(input_ids=ids.to(device), **{cache_arg: cache}, use_cache=True,
                 attention_mask=torch.cat([ctx_mask, mask.to(device)], dim=-1),
                 position_ids=positions)
     return _target_logprobs(out.logits, conts, width)

@@ -6,9 +6,12 @@ Layout of an output directory ``OUT``::
     OUT/.partial/<safe-model-name>.jsonl rows of finished batches of a model still running
 
 Every scored batch is appended to the partial file and flushed to disk, so a killed run loses at
-most the batch in flight. When a model finishes, its partial rows are merged into its Parquet file
-(written to a temporary file, then ``os.replace``) and the partial file is removed. Rows are keyed
-by ``(task, example_id)``: a re-run skips the keys already stored and never duplicates them.
+most the batch in flight. A kill that lands mid-write leaves a torn last line without its newline;
+the next append first cuts the file back to its last complete line, so the torn row (whose
+example is re-scored) never swallows the rows after it. When a model finishes, its partial rows are
+merged into its Parquet file (written to a temporary file, then ``os.replace``) and the partial
+file is removed. Rows are keyed by ``(task, example_id)``: a re-run skips the keys already stored
+and never duplicates them.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -26,7 +30,7 @@ __all__ = ["ResultStore", "read_results_dir", "safe_name", "COLUMNS"]
 COLUMNS = {
     "family": "string", "model": "string", "n_params": "int64", "n_params_source": "string",
     "flops": "float64", "task": "string", "example_id": "string", "score": "float64",
-    "metric": "string", "loss": "float64", "logprob_correct": "float64",
+    "metric": "string", "n_classes": "Int64", "loss": "float64", "logprob_correct": "float64",
     "coverage": "float64", "correct": "boolean", "correct_per_token": "boolean",
     "logodds_diff": "float64", "class_logprobs": "string", "class_ntokens": "string",
     "other_class_logprobs": "string", "other_class_ntokens": "string",
@@ -42,6 +46,14 @@ def safe_name(model: str) -> str:
 def to_frame(rows) -> pd.DataFrame:
     """Canonical DataFrame from row dicts (missing columns become NA)."""
     frame = pd.DataFrame.from_records(list(rows), columns=list(COLUMNS))
+    return frame.astype(COLUMNS)
+
+
+def _conform(frame: pd.DataFrame) -> pd.DataFrame:
+    """A stored frame with the canonical columns (files written before a column was added get
+    it as NA) in canonical order, then any others."""
+    extra = [c for c in frame.columns if c not in COLUMNS]
+    frame = frame.reindex(columns=list(COLUMNS) + extra)
     return frame.astype(COLUMNS)
 
 
@@ -68,7 +80,7 @@ class ResultStore:
     def read(self, model: str) -> pd.DataFrame:
         """All stored rows of ``model``: finished first, then partial, without duplicate keys."""
         final = self.final_path(model)
-        frames = [pd.read_parquet(final)] if final.exists() else []
+        frames = [_conform(pd.read_parquet(final))] if final.exists() else []
         frames.append(to_frame(_read_jsonl(self.partial_path(model))))
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
         return frame.drop_duplicates(_KEY, keep="first").reset_index(drop=True)
@@ -79,8 +91,14 @@ class ResultStore:
         return set(frame.loc[frame["task"] == task, "example_id"])
 
     def append(self, model: str, rows) -> None:
-        """Append the rows of one finished batch to the model's partial file, durably."""
-        with self.partial_path(model).open("a", encoding="utf-8") as fh:
+        """Append the rows of one finished batch to the model's partial file, durably.
+
+        A torn last line (a run killed mid-write) is cut off first, so that the new rows start
+        on a line of their own instead of joining it.
+        """
+        path = self.partial_path(model)
+        _drop_torn_tail(path)
+        with path.open("a", encoding="utf-8") as fh:
             fh.write("".join(json.dumps(row) + "\n" for row in rows))
             fh.flush()
             os.fsync(fh.fileno())
@@ -108,17 +126,57 @@ class ResultStore:
         return frame
 
 
+def _drop_torn_tail(path: Path) -> None:
+    """Truncate a partial file back to its last newline-terminated line (no-op if it has none
+    to drop). Only a kill mid-write leaves an unterminated last line."""
+    if not path.exists():
+        return
+    with path.open("rb+") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return
+        end, chunk = size, 1 << 16
+        keep = 0
+        while end > 0:  # search backwards for the last newline
+            start = max(0, end - chunk)
+            fh.seek(start)
+            block = fh.read(end - start)
+            at = block.rfind(b"\n")
+            if at >= 0:
+                keep = start + at + 1
+                break
+            end = start
+        fh.truncate(keep)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def _read_jsonl(path: Path) -> list:
-    """Rows of a partial file; a torn last line (killed mid-write) is ignored."""
+    """Rows of a partial file. An unreadable line (a torn write) is skipped -- only that line,
+    so the rows after it are kept -- and its example is scored again on the next run."""
     if not path.exists():
         return []
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
+    rows, bad = [], []
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError:
-                break
+                row = None
+            if isinstance(row, dict):
+                rows.append(row)
+            elif line.endswith("\n"):  # an unterminated last line is a torn write: expected
+                bad.append(number)
+    if bad:
+        warnings.warn(
+            f"{path}: skipped {len(bad)} unreadable line(s) ({', '.join(map(str, bad[:5]))}"
+            f"{', ...' if len(bad) > 5 else ''}), left by a run killed mid-write; their "
+            "examples are not counted as done and are scored again.", UserWarning, stacklevel=3)
     return rows
 
 
@@ -138,7 +196,7 @@ def read_results_dir(path, *, include_partial: bool = False) -> pd.DataFrame:
         The canonical columns (:data:`COLUMNS`), one row per model x task x example.
     """
     path = Path(path)
-    frames = [pd.read_parquet(f) for f in sorted(path.glob("*.parquet"))]
+    frames = [_conform(pd.read_parquet(f)) for f in sorted(path.glob("*.parquet"))]
     if include_partial:
         frames += [to_frame(_read_jsonl(f)) for f in sorted(path.glob(".partial/*.jsonl"))]
     if not frames:

@@ -51,7 +51,8 @@ def _classification_metrics(ex, scored) -> dict:
     (logprobs, ntokens), = scored
     per_token = np.asarray(logprobs) / np.maximum(np.asarray(ntokens), 1)
     stats = class_stats(logprobs, ex.answer_index)
-    return {"score": float(stats["correct"]), "metric": "accuracy", **stats,
+    return {"score": float(stats["correct"]), "metric": "accuracy",
+            "n_classes": len(logprobs), **stats,
             "correct_per_token": bool(np.argmax(per_token) == ex.answer_index),
             "class_logprobs": json.dumps(logprobs), "class_ntokens": json.dumps(ntokens)}
 
@@ -68,7 +69,8 @@ def _logodds_metrics(ex, scored) -> dict:
     diff = (logprobs[0] - logprobs[1]) - (other_logprobs[0] - other_logprobs[1])
     diff = -diff if ex.answer_index == 1 else diff
     stats = class_stats(other_logprobs, ex.answer_index)
-    return {"score": float(diff > 0), "metric": "accuracy", "logodds_diff": float(diff),
+    return {"score": float(diff > 0), "metric": "accuracy", "n_classes": len(logprobs),
+            "logodds_diff": float(diff),
             "correct": stats["correct"], "coverage": stats["coverage"],
             "class_logprobs": json.dumps(logprobs), "class_ntokens": json.dumps(ntokens),
             "other_class_logprobs": json.dumps(other_logprobs),
@@ -169,6 +171,9 @@ def load_task(source, *, task_type: str | None = None, name: str | None = None,
     if isinstance(source, Task):
         return source
     frame, default_name = _read_source(source, split)
+    if len(frame) == 0:
+        where = "table" if isinstance(source, pd.DataFrame) else f"{str(source)!r}"
+        raise DataValidationError(f"task {where} has no rows; give at least one example.")
     task_type = task_type or _infer_type(frame)
     if task_type not in TASK_TYPES:
         raise DataValidationError(
@@ -201,7 +206,8 @@ def _read_file(path: Path) -> pd.DataFrame:
     if suffix in (".jsonl", ".json"):
         with path.open(encoding="utf-8") as fh:
             records = [json.loads(line) for line in fh if line.strip()]
-        return pd.DataFrame.from_records(records)
+        # object columns: a row missing a key must not turn the others' ints into floats
+        return pd.DataFrame(records, dtype=object)
     raise DataValidationError(
         f"task file {str(path)!r} has suffix {suffix!r}; expected one of {list(_FILE_SUFFIXES)}.")
 
@@ -258,7 +264,17 @@ def _example_ids(frame: pd.DataFrame) -> list[str]:
     return ids
 
 
+def _missing(value) -> bool:
+    """A cell left out of a JSON row, null, NaN, or an empty CSV cell."""
+    if isinstance(value, str):
+        return not value.strip()
+    return bool(pd.api.types.is_scalar(value) and pd.isna(value))
+
+
 def _text(value, column: str, row: int) -> str:
+    if not isinstance(value, str) and _missing(value):
+        raise DataValidationError(
+            f"task row {row}: {column!r} is missing; give it as text (\"\" if it is empty).")
     if not isinstance(value, str):
         raise DataValidationError(
             f"task row {row}: {column!r} must be text; got {type(value).__name__} {value!r}.")
@@ -267,6 +283,10 @@ def _text(value, column: str, row: int) -> str:
 
 def _classes(value, row: int, task_type: str) -> list[str]:
     """Parse a classes cell (list, or a string holding a Python/JSON list) and check it."""
+    if _missing(value):
+        raise DataValidationError(
+            f"task row {row}: 'classes' is missing; give a non-empty list of strings, "
+            "e.g. [\" yes\", \" no\"].")
     parsed = value
     if isinstance(value, str):
         try:
@@ -290,10 +310,21 @@ def _classes(value, row: int, task_type: str) -> list[str]:
 
 
 def _answer_index(value, n_classes: int, row: int) -> int:
-    try:
-        index = int(str(value).strip()) if not isinstance(value, bool) else None
-    except ValueError:
-        index = None
+    if _missing(value):
+        raise DataValidationError(
+            f"task row {row}: 'answer_index' is missing; give the 0-based index "
+            f"(0..{n_classes - 1}) of the correct one of its {n_classes} classes.")
+    index = None
+    if not isinstance(value, bool):
+        try:
+            index = int(str(value).strip())
+        except ValueError:
+            # an integral float (3.0: a column that held a missing value elsewhere) is an index
+            try:
+                number = float(str(value).strip())
+                index = int(number) if number.is_integer() else None
+            except (ValueError, OverflowError):
+                index = None
     if index is None or not 0 <= index < n_classes:
         raise DataValidationError(
             f"task row {row}: answer_index must be an integer in 0..{n_classes - 1} "
@@ -302,9 +333,12 @@ def _answer_index(value, n_classes: int, row: int) -> int:
 
 
 def _warn_leading_space(examples: pd.DataFrame) -> None:
-    """Warn once, with a count, about classes with no space between them and the prompt."""
-    bare = sum(not c[0].isspace() for p, cs in zip(examples["prompt"], examples["classes"])
-               if not p[-1:].isspace() for c in cs)
+    """Warn once, with a count, about classes with no space between them and a prompt they
+    follow (for logodds, ``prompt`` or ``other_prompt``); each class string counts once."""
+    prompts = [examples[c] for c in ("prompt", "other_prompt") if c in examples]
+    bare = sum(not c[0].isspace()
+               for ps, cs in zip(zip(*prompts), examples["classes"])
+               if any(not p[-1:].isspace() for p in ps) for c in cs)
     if bare:
         warnings.warn(
             f"{bare} class string(s) do not start with a space; with most tokenizers "

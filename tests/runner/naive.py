@@ -25,7 +25,15 @@ def naive_logprob(model, tokenizer, prompt: str, continuation: str):
         context, cont = [tokenizer.bos_token_id], whole
         if whole[:1] == context:
             cont = whole[1:]
-    ids = torch.tensor([context + cont])
+    return naive_logprob_ids(model, context, cont)
+
+
+def naive_logprob_ids(model, context, cont):
+    """Summed log p(cont | context) and its token count, for token ids: one unpadded forward
+    pass over context + cont, float64 log-softmax."""
+    import torch
+
+    ids = torch.tensor([list(context) + list(cont)])
     with torch.no_grad():
         logits = model(ids).logits[0].double()
     logprobs = torch.log_softmax(logits, dim=-1)
@@ -49,6 +57,23 @@ def naive_classification(model, tokenizer, row: dict) -> dict:
 def naive_sequence(model, tokenizer, row: dict) -> dict:
     logprob, n = naive_logprob(model, tokenizer, row["prompt"], row["completion"])
     return {"loss": -logprob, "score": logprob, "class_ntokens": [n]}
+
+
+def naive_logodds_row(model, tokenizer, row: dict) -> dict:
+    """Every logodds column, from scratch: class log-probs and token counts after both
+    prompts, the logodds difference, and ``correct`` / ``coverage`` on ``other_prompt``."""
+    def classes_after(prompt):
+        scored = [naive_logprob(model, tokenizer, prompt, c) for c in row["classes"]]
+        return [s[0] for s in scored], [s[1] for s in scored]
+
+    logprobs, ntokens = classes_after(row["prompt"])
+    other, other_ntokens = classes_after(row["other_prompt"])
+    answer = row["answer_index"]
+    return {"class_logprobs": logprobs, "class_ntokens": ntokens,
+            "other_class_logprobs": other, "other_class_ntokens": other_ntokens,
+            "logodds_diff": naive_logodds(model, tokenizer, row),
+            "correct": other.index(max(other)) == answer,
+            "coverage": sum(math.exp(lp) for lp in other)}
 
 
 def naive_logodds(model, tokenizer, row: dict) -> float:

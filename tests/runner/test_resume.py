@@ -111,3 +111,88 @@ def test_torn_partial_line_is_ignored(tmp_path):
     with store.partial_path("m").open("a") as fh:
         fh.write('{"task": "t", "exam')
     assert store.done("m", "t") == {"0"}
+
+
+def test_append_after_torn_line_keeps_every_row(tmp_path):
+    """A kill mid-write leaves a line without its newline: the next append must not join it
+    (the joined line would be unreadable and take the new row with it)."""
+    from scalingfit.runner.store import ResultStore
+
+    store = ResultStore(tmp_path)
+    row = {"task": "t", "model": "m", "n_params": 1, "score": 1.0}
+    store.append("m", [{**row, "example_id": "0"}])
+    with store.partial_path("m").open("a") as fh:
+        fh.write('{"task": "t", "example_id": "1", "mod')  # killed mid-write
+    assert store.done("m", "t") == {"0"}  # the torn row is not done: it is scored again
+    store.append("m", [{**row, "example_id": "1"}, {**row, "example_id": "2"}])
+    assert store.partial_path("m").read_text().count("\n") == 3
+    final = store.finalize("m")
+    assert final["example_id"].tolist() == ["0", "1", "2"]
+    assert not store.partial_path("m").exists()
+    assert read_results_dir(tmp_path)["example_id"].tolist() == ["0", "1", "2"]
+
+
+def test_unreadable_middle_line_costs_only_that_line(tmp_path):
+    """A partial file already holding a bad line (written by an older version) loses only that
+    line's row, with a warning, not every row after it."""
+    from scalingfit.runner.store import ResultStore
+
+    store = ResultStore(tmp_path)
+    good = '{"task": "t", "example_id": "%s", "model": "m", "n_params": 1}\n'
+    store.partial_path("m").write_text(good % 0 + '{"task": "t", "exa' + good % 1 + good % 2)
+    with pytest.warns(UserWarning, match=r"skipped 1 unreadable line\(s\) \(2\)"):
+        assert store.done("m", "t") == {"0", "2"}
+
+
+def test_kill_mid_write_then_rerun_matches_uninterrupted(model_dirs, tmp_path, monkeypatch):
+    """The third batch is half-written when the run dies; the re-run scores the torn example
+    and the rest, and the output holds exactly the rows of an uninterrupted run."""
+    import itertools
+    import json
+
+    from scalingfit.runner.store import ResultStore
+
+    class Killed(BaseException):
+        pass
+
+    task = write_jsonl(tmp_path / "t.jsonl", classification_rows())
+    model, out = model_dirs["gpt2-32"], tmp_path / "out"
+    append, calls = ResultStore.append, itertools.count(1)
+
+    def dying_append(self, name, rows):
+        if next(calls) < 3:
+            return append(self, name, rows)
+        payload = "".join(json.dumps(r) + "\n" for r in rows)
+        with self.partial_path(name).open("a", encoding="utf-8") as fh:
+            fh.write(payload[:len(payload) // 2])
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ResultStore, "append", dying_append)
+        with pytest.raises(Killed):
+            evaluate(task, [model], out=out, batch_tokens=1, progress=False, device="cpu")
+    partial = out / ".partial" / f"{safe_name(Path(model).name)}.jsonl"
+    assert not partial.read_text().endswith("\n")
+    assert len(read_results_dir(out, include_partial=True)) == 2
+
+    resumed = evaluate(task, [model], out=out, batch_tokens=1, progress=False, device="cpu")
+    reference = evaluate(task, [model], batch_tokens=1, progress=False, device="cpu")
+    _assert_same_rows(resumed, reference)
+    _assert_same_rows(read_results_dir(out), reference)
+    assert not partial.exists()
+
+
+def test_parquet_of_an_older_version_gets_new_columns(tmp_path):
+    """A finished file written before a column existed (here ``n_classes``) reads back with
+    the canonical columns, so old and new models mix in one directory."""
+    from scalingfit.runner.store import COLUMNS, ResultStore, to_frame
+
+    old = to_frame([{"task": "t", "example_id": "0", "model": "m", "n_params": 1}])
+    old.drop(columns="n_classes").to_parquet(tmp_path / "m.parquet")
+    store = ResultStore(tmp_path)
+    store.append("m", [{"task": "t", "example_id": "1", "model": "m", "n_params": 1,
+                        "n_classes": 2}])
+    frame = store.finalize("m")
+    assert list(frame.columns) == list(COLUMNS)
+    assert frame["n_classes"].tolist()[1] == 2 and frame["n_classes"].isna().tolist()[0]
+    assert list(read_results_dir(tmp_path).columns) == list(COLUMNS)

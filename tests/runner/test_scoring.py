@@ -6,7 +6,8 @@ import warnings
 import numpy as np
 import pytest
 from conftest import classification_rows, write_jsonl
-from naive import naive_classification, naive_logodds, naive_logprob, naive_sequence
+from naive import (naive_classification, naive_logodds_row, naive_logprob, naive_logprob_ids,
+                   naive_sequence)
 
 from scalingfit.runner import evaluate
 
@@ -61,9 +62,16 @@ def test_logodds_matches_naive(name, model_dirs, loaded, logodds_task):
     got = _run(logodds_task, model_dirs[name])
     rows = [json.loads(line) for line in open(logodds_task)]
     for row, (_, out) in zip(rows, got.iterrows()):
-        ref = naive_logodds(model, tok, row)
-        assert out.logodds_diff == pytest.approx(ref, abs=TOL)
-        assert out.score == float(ref > 0)
+        ref = naive_logodds_row(model, tok, row)
+        assert out.logodds_diff == pytest.approx(ref["logodds_diff"], abs=TOL)
+        assert out.score == float(ref["logodds_diff"] > 0)
+        for col in ("class_logprobs", "other_class_logprobs"):
+            np.testing.assert_allclose(json.loads(out[col]), ref[col], atol=TOL, rtol=0)
+        for col in ("class_ntokens", "other_class_ntokens"):
+            assert json.loads(out[col]) == ref[col]
+        assert bool(out.correct) == ref["correct"]
+        assert out.coverage == pytest.approx(ref["coverage"], abs=TOL)
+        assert out.n_classes == 2
 
 
 def test_scores_do_not_depend_on_batching(model_dirs, classification_task):
@@ -76,17 +84,46 @@ def test_scores_do_not_depend_on_batching(model_dirs, classification_task):
             np.testing.assert_allclose(a, json.loads(b), atol=TOL, rtol=0)
 
 
-def test_tokenizer_padding_side_is_irrelevant(model_dirs, tmp_path, loaded):
-    """The runner pads itself; a tokenizer saved with left padding gives the same scores."""
+def test_scores_do_not_depend_on_the_pad_id(loaded):
+    """Prompts are left-padded and continuations right-padded in one batch: with masks and
+    position ids right, the pad token's id reaches no score."""
+    from scalingfit.runner.scoring import encode_request, plan_batches, score_batches
+
+    model, tok = loaded["gpt2-32"]
+    items = [[encode_request(tok, r["prompt"], r["classes"])] for r in classification_rows()]
+    batches = plan_batches(items, 100_000)
+    assert len(batches) == 1  # one batch, so the shorter prompts and classes are padded
+    assert len({len(item[0].context) for item in items}) > 1
+    assert len({len(c) for item in items for c in item[0].continuations}) > 1
+
+    def scores(pad_id):
+        return {i: res[0][0] for batch, results in score_batches(model, items, batches,
+                                                                 pad_id=pad_id)
+                for i, res in zip(batch, results)}
+
+    eos, other = scores(tok.eos_token_id), scores(len(tok) - 1)
+    assert eos.keys() == other.keys() == set(range(len(items)))
+    for i in eos:
+        np.testing.assert_allclose(eos[i], other[i], atol=TOL, rtol=0)
+
+
+def test_tokenizer_pad_token_and_side_are_irrelevant(model_dirs, tmp_path, loaded):
+    """The runner pads itself: a tokenizer saved with left padding and its own pad token (so
+    the runner pads with another id) gives the same scores as one without a pad token."""
     from transformers import AutoTokenizer
+
+    from scalingfit.runner.run import _pad_id
 
     src = model_dirs["gpt2-32"]
     tok = AutoTokenizer.from_pretrained(src)
     assert tok.pad_token is None  # the missing-pad-token pitfall: the runner must cope
-    tok.padding_side = "left"
+    padded = AutoTokenizer.from_pretrained(src)
+    padded.pad_token = padded.convert_ids_to_tokens(len(padded) - 1)
+    padded.padding_side = "left"
+    assert _pad_id(padded) != _pad_id(tok)
     model, _ = loaded["gpt2-32"]
     model.save_pretrained(tmp_path / "m")
-    tok.save_pretrained(tmp_path / "m")
+    padded.save_pretrained(tmp_path / "m")
     task = write_jsonl(tmp_path / "t.jsonl", classification_rows())
     a, b = _run(task, src, batch_tokens=100_000), _run(task, str(tmp_path / "m"),
                                                        batch_tokens=100_000)
@@ -100,9 +137,11 @@ def test_trailing_space_moves_onto_the_continuation(model_dirs, loaded, tmp_path
              "answer_index": 0},
             {"prompt": "Question: Is the sky blue? Answer:", "classes": [" yes", " no"],
              "answer_index": 0}]
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the moved space counts: no leading-space warning
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # the moved space counts: no leading-space warning
         got = _run(write_jsonl(tmp_path / "t.jsonl", rows), model_dirs["gpt2-32"])
+    spaces = [str(w.message) for w in caught if "do not start with a space" in str(w.message)]
+    assert spaces == []
     assert got.class_logprobs[0] == got.class_logprobs[1]
     assert got.class_ntokens[0] == got.class_ntokens[1]
 
@@ -140,8 +179,20 @@ def test_empty_prompt_conditions_on_bos(model_dirs, loaded, tmp_path):
 
 
 def test_long_prompt_is_cut_from_the_left(model_dirs, loaded, tmp_path):
-    """A prompt longer than the model's context keeps its last tokens."""
-    row = {"prompt": "The cat sat on the mat. " * 200 + "Answer:", "classes": [" yes", " no"],
-           "answer_index": 0}
+    """A prompt longer than the model's context keeps exactly its last tokens that leave room
+    for the longest class, and scores as the naive scorer does on those kept tokens."""
+    model, tok = loaded["gpt2-32"]
+    prompt = "The cat sat on the mat. " * 200 + "Question: Is the sky blue? Answer:"
+    classes = [" yes", " no, and a cat is not a dog"]
+    row = {"prompt": prompt, "classes": classes, "answer_index": 0}
     got = _run(write_jsonl(tmp_path / "t.jsonl", [row]), model_dirs["gpt2-32"])
-    assert np.isfinite(json.loads(got.class_logprobs[0])).all()
+    context = tok(prompt)["input_ids"]
+    conts = [tok(prompt + c)["input_ids"][len(context):] for c in classes]
+    room = model.config.n_positions - max(len(c) for c in conts)
+    assert len(context) > room
+    ref = [naive_logprob_ids(model, context[-room:], c) for c in conts]
+    np.testing.assert_allclose(json.loads(got.class_logprobs[0]), [r[0] for r in ref],
+                               atol=TOL, rtol=0)
+    assert json.loads(got.class_ntokens[0]) == [r[1] for r in ref]
+    assert got.loss[0] == pytest.approx(np.logaddexp(*[r[0] for r in ref]) - ref[0][0],
+                                        abs=TOL)

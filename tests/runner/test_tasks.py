@@ -126,3 +126,70 @@ def test_hub_dataset_id_goes_through_datasets(monkeypatch):
     task = load_task("inverse-scaling/NeQA", split="train")
     assert calls == [("inverse-scaling/NeQA", "train")]
     assert task.name == "NeQA" and task.examples["answer_index"].tolist() == [1]
+
+
+def test_missing_answer_index_names_its_row(tmp_path):
+    """A JSONL row without ``answer_index`` must not turn the other rows' ints into floats
+    (the error used to blame row 0 with "got 0.0")."""
+    rows = [{"prompt": "p", "classes": [" a", " b"], "answer_index": 0},
+            {"prompt": "p", "classes": [" a", " b"], "answer_index": 1},
+            {"prompt": "p", "classes": [" a", " b", " c"]}]
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    with pytest.raises(DataValidationError) as info:
+        load_task(path)
+    assert str(info.value) == (
+        "task row 2: 'answer_index' is missing; give the 0-based index (0..2) of the correct "
+        "one of its 3 classes.")
+
+
+def test_answer_index_in_a_float_column_is_read(tmp_path):
+    """A table whose ``answer_index`` column became float (NaN elsewhere, or a HF dataset with
+    nulls) still reads; the missing row is the one reported."""
+    frame = pd.DataFrame({"prompt": ["p", "q", "r"], "classes": [[" a", " b"]] * 3,
+                          "answer_index": [1.0, 0.0, None]})
+    with pytest.raises(DataValidationError, match="^task row 2: 'answer_index' is missing"):
+        load_task(frame)
+    assert load_task(frame.iloc[:2]).examples["answer_index"].tolist() == [1, 0]
+    with pytest.raises(DataValidationError, match="task row 0: .* got 1.5"):
+        load_task(frame.assign(answer_index=[1.5, 0, 0]))
+
+
+def test_missing_prompt_and_classes_name_their_row(tmp_path):
+    rows = [{"prompt": "p", "classes": [" a", " b"], "answer_index": 0},
+            {"classes": [" a", " b"], "answer_index": 0},
+            {"prompt": "p", "answer_index": 0}]
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    with pytest.raises(DataValidationError) as info:
+        load_task(path)
+    assert str(info.value) == (
+        "task row 1: 'prompt' is missing; give it as text (\"\" if it is empty).")
+    path.write_text("\n".join(json.dumps(r) for r in (rows[0], rows[2])) + "\n")
+    with pytest.raises(DataValidationError) as info:
+        load_task(path)
+    assert str(info.value) == (
+        "task row 1: 'classes' is missing; give a non-empty list of strings, "
+        "e.g. [\" yes\", \" no\"].")
+
+
+def test_empty_task_is_refused(tmp_path):
+    frame = pd.DataFrame(columns=["prompt", "classes", "answer_index"])
+    with pytest.raises(DataValidationError) as info:
+        load_task(frame)
+    assert str(info.value) == "task table has no rows; give at least one example."
+
+
+def test_leading_space_warning_counts_other_prompt():
+    """logodds scores the classes after ``other_prompt`` too: 'Q:' + 'yes' there is as bare
+    as after ``prompt``. Each class string counts once."""
+    frame = pd.DataFrame([{"prompt": "Q: ", "other_prompt": "R:", "classes": ["yes", "no"],
+                           "answer_index": 0},
+                          {"prompt": "Q:", "other_prompt": "R:", "classes": ["yes", " no"],
+                           "answer_index": 0},
+                          {"prompt": "Q: ", "other_prompt": "R: ", "classes": ["yes", "no"],
+                           "answer_index": 0}])
+    with pytest.warns(UserWarning) as record:
+        load_task(frame)
+    assert len(record) == 1
+    assert str(record[0].message).startswith("3 class string(s) do not start with a space")

@@ -332,8 +332,8 @@ def check_claim(results, claim: str = "inverse", *, alpha: float = 0.05, n_boot:
         raise DataValidationError(
             f"check_claim needs the results table (it refits without each model and resamples "
             f"examples); got {type(results).__name__}. Pass the DataFrame or file you fitted.")
-    load_kw = {k: fit_kwargs.pop(k) for k in ("task", "metric", "higher_is_better", "format")
-               if k in fit_kwargs}
+    load_kw = {k: fit_kwargs.pop(k) for k in ("task", "metric", "higher_is_better", "format",
+                                              "proportion") if k in fit_kwargs}
     table = load_results(results, **load_kw)
     fit_kwargs["higher_is_better"] = table.attrs["scalingfit"]["higher_is_better"]
     ms = model_scores(table, x=fit_kwargs.get("x", "n_params"))

@@ -29,8 +29,9 @@ REQUIRED_AGGREGATED = ("model", "n_params", "score")
 PROPORTION_METRICS = ("accuracy", "acc", "acc_norm", "exact_match", "em", "correct", "f1",
                       "pass@1", "pass_at_1", "win_rate", "label_prob_coverage", "coverage")
 # a "neg_" prefix (neg_loss = -loss, as the runner writes for sequence_prob) means higher is better
-_LOWER_IS_BETTER = re.compile(r"^(?!neg).*(loss|nll|error|perplexity|ppl|bpb|bits_per|brier|ece)",
-                              re.I)
+_LOWER_IS_BETTER = re.compile(
+    r"^(?!neg)(.*(loss|nll|error|perplexity|ppl|bpb|bits_per|brier)"
+    r"|(.*[_\-])?(ece|mse|rmse|mae|wer|cer)([_\-@].*)?)$", re.I)
 _MAX_LISTED = 5
 
 
@@ -92,6 +93,16 @@ def _check_no_nan(df: pd.DataFrame, columns) -> None:
                 "those rows before fitting.")
 
 
+def _check_finite(df: pd.DataFrame, columns) -> None:
+    for col in columns:
+        bad = df.index[~np.isfinite(df[col].to_numpy(dtype=float))]
+        if len(bad):
+            raise DataValidationError(
+                f"column {col!r} has infinite values in rows {_rows(bad)} (e.g. "
+                f"{_val(df.loc[bad[0], col])!r}); a log-prob of -inf or a loss of inf cannot be "
+                "fitted. Clip or drop those rows before fitting.")
+
+
 def _to_numeric(df: pd.DataFrame, col: str) -> None:
     values = pd.to_numeric(df[col], errors="coerce")
     bad = df.index[values.isna() & df[col].notna()]
@@ -107,16 +118,18 @@ def _check_sizes(df: pd.DataFrame, col: str) -> None:
     if len(bad):
         raise DataValidationError(
             f"column {col!r} must be positive (it is put on a log scale); rows {_rows(bad)} hold "
-            f"{_val(df.loc[bad[0], col])!r}.")
+            f"{_val(df.loc[bad[0], col])!r}. Give the size in parameters (e.g. 1.3e9), or "
+            "drop those rows.")
     sizes = df.groupby(["family", "model"], sort=False)[col].nunique()
     two = sizes[sizes > 1]
     if len(two):
         fam, model = two.index[0]
         vals = sorted(df.loc[(df.family == fam) & (df.model == model), col].unique())
+        rows = df.index[(df.family == fam) & (df.model == model)]
         raise DataValidationError(
             f"model {model!r} (family {fam!r}) has {len(vals)} different values of {col!r}: "
-            f"{vals[:4]}; each model must have one size. Fix the size, or give the variants "
-            "different model names.")
+            f"{[_val(v) for v in vals[:4]]} in rows {_rows(rows)}; each model must have one "
+            "size. Fix the size, or give the variants different model names.")
 
 
 def _check_duplicates(df: pd.DataFrame, keys: list[str]) -> None:
@@ -128,6 +141,23 @@ def _check_duplicates(df: pd.DataFrame, keys: list[str]) -> None:
             f"duplicate rows for the same {' x '.join(keys[1:])}: rows {_rows(rows)} "
             f"(e.g. {first}). Each model x example must appear once; drop duplicates or average "
             "repeated runs first.")
+
+
+#: columns whose levels are prompt variants / sub-tasks of one task (the report refits each)
+VARIANT_COLUMNS = ("subtask", "variant")
+
+
+def _qualify_example_ids(df: pd.DataFrame) -> None:
+    """Prefix example ids with their ``subtask`` / ``variant`` level when the same ids recur
+    across levels (each level a prompt variant of the same items): ``'v1/e7'``. Every
+    (level, example) pair is then one item of the task."""
+    levels = [c for c in VARIANT_COLUMNS if c in df.columns]
+    keys = ["family", "model", "example_id"]
+    if not levels or not df.duplicated(keys).any():
+        return
+    if df.duplicated([*keys[:2], *levels, "example_id"]).any():
+        return                                      # real duplicates: reported by the caller
+    df["example_id"] = df[levels].astype(str).agg("/".join, axis=1) + "/" + df["example_id"]
 
 
 def _check_example_sets(df: pd.DataFrame) -> None:
@@ -218,6 +248,12 @@ def load_results(source, *, format: str | None = None, task: str | None = None,
     'per_example'
     """
     if isinstance(source, pd.DataFrame):
+        # a table validated before keeps the choices made then (``fit_trend(load_results(df,
+        # higher_is_better=False))`` must not guess the direction again from the metric name)
+        before = dict(source.attrs.get("scalingfit") or {})
+        higher_is_better = before.get("higher_is_better") if higher_is_better is None \
+            else higher_is_better
+        proportion = before.get("proportion") if proportion is None else proportion
         df = source.copy()
     elif isinstance(source, (str, Path)):
         df = _read_path(Path(source), format)
@@ -249,8 +285,10 @@ def load_results(source, *, format: str | None = None, task: str | None = None,
     required = ["family", *(REQUIRED_PER_EXAMPLE if per_example else REQUIRED_AGGREGATED)]
     required += [c for c in ("n", "se") if c in df.columns and not per_example]
     _check_no_nan(df, required)
-    for col in ("n_params", "score", *[c for c in ("n", "se", "flops") if c in df.columns]):
+    numeric = ("n_params", "score", *[c for c in ("n", "se", "flops") if c in df.columns])
+    for col in numeric:
         _to_numeric(df, col)
+    _check_finite(df, [c for c in numeric if c != "flops"])
     df["family"] = df["family"].astype(str)
     df["model"] = df["model"].astype(str)
     _check_sizes(df, "n_params")
@@ -258,6 +296,7 @@ def load_results(source, *, format: str | None = None, task: str | None = None,
         _check_sizes(df, "flops")
     if per_example:
         df["example_id"] = df["example_id"].astype(str)
+        _qualify_example_ids(df)
         _check_duplicates(df, ["family", "model", "example_id"])
         _check_example_sets(df)
     else:
@@ -269,7 +308,7 @@ def load_results(source, *, format: str | None = None, task: str | None = None,
         higher_is_better = not (metric_name and _LOWER_IS_BETTER.search(str(metric_name)))
     if proportion is None:
         proportion = bool(metric_name and str(metric_name).lower() in PROPORTION_METRICS) or (
-            per_example and df["score"].isin([0.0, 1.0]).all())
+            per_example and df["score"].isin([0.0, 1.0]).all()) or _looks_like_accuracy(df)
     if proportion:
         _check_proportion(df, metric_name)
     df.attrs["scalingfit"] = {
@@ -279,16 +318,27 @@ def load_results(source, *, format: str | None = None, task: str | None = None,
     return df
 
 
+def _looks_like_accuracy(df: pd.DataFrame) -> bool:
+    """Aggregated means with ``n`` but no ``se``, all in [0, 1] and no metric name: read as
+    proportions (binomial standard errors), the form ``family, model, n_params, score, n``."""
+    return ("example_id" not in df.columns and "n" in df.columns and "se" not in df.columns
+            and "metric" not in df.columns and bool(df["score"].between(0.0, 1.0).all()))
+
+
 def _check_aggregated(df: pd.DataFrame) -> None:
     if "n" in df.columns:
         bad = df.index[df["n"] < 1]
         if len(bad):
             raise DataValidationError(
-                f"column 'n' (examples behind each score) must be at least 1; rows {_rows(bad)}.")
+                f"column 'n' (examples behind each score) must be at least 1; rows {_rows(bad)} "
+                f"hold {_val(df.loc[bad[0], 'n'])!r}. Give the number of examples each score "
+                "averages, or drop those models.")
     if "se" in df.columns:
         bad = df.index[df["se"] < 0]
         if len(bad):
-            raise DataValidationError(f"column 'se' must be non-negative; rows {_rows(bad)}.")
+            raise DataValidationError(
+                f"column 'se' must be non-negative; rows {_rows(bad)} hold "
+                f"{_val(df.loc[bad[0], 'se'])!r}. Give the standard error of each model's mean.")
 
 
 @dataclass
@@ -425,7 +475,7 @@ def _aggregated_scores(df: pd.DataFrame, meta: dict) -> ModelScores:
         raise DataValidationError(
             f"aggregated scores of the non-proportion metric {meta['metric']!r} need column "
             "'se' (standard error of each model's mean); 'n' alone is enough only for "
-            "proportions. Add 'se'.")
+            "proportions. Add 'se', or pass proportion=True if the scores are accuracies.")
     models = df[["family", "model", "_x"]].rename(columns={"_x": "x"})
     models["log10_x"] = np.log10(models["x"].to_numpy(dtype=float))
     models["score"] = p

@@ -128,7 +128,8 @@ def analyse(ms: ModelScores, table: pd.DataFrame, *, confidence_level: float = 0
 def fit_trend(results, *, x: str = "n_params", method: str = "bootstrap", n_boot: int = 2000,
               confidence_level: float = 0.95, flat_margin: float | None = None,
               shapes="auto", task: str | None = None, metric: str | None = None,
-              higher_is_better: bool | None = None, chance: float | None = None, rng=None,
+              higher_is_better: bool | None = None, proportion: bool | None = None,
+              chance: float | None = None, rng=None,
               **bayes_options):
     """Fit flat, monotone and U-type curves to a scaling curve and return a shape verdict.
 
@@ -152,8 +153,8 @@ def fit_trend(results, *, x: str = "n_params", method: str = "bootstrap", n_boot
     shapes : 'auto' or list of str
         Shapes to consider. 'auto' considers U-type shapes only for families with >= 5 sizes;
         naming them explicitly makes fewer models an error.
-    task, metric, higher_is_better : optional
-        Passed to :func:`scalingfit.load_results`.
+    task, metric, higher_is_better, proportion : optional
+        Passed to :func:`scalingfit.load_results` (a table it returned keeps its choices).
     chance : float, optional
         Chance-level score (e.g. 0.5 for two classes), for the floor diagnostics and the chance
         line of the plots. Default: from a ``chance`` or ``n_classes`` column when present.
@@ -188,7 +189,8 @@ def fit_trend(results, *, x: str = "n_params", method: str = "bootstrap", n_boot
         raise DataValidationError(f"method must be 'bootstrap' or 'bayes'; got {method!r}.")
     if int(n_boot) < 100:
         raise DataValidationError(f"n_boot must be at least 100; got {n_boot!r}.")
-    table = load_results(results, task=task, metric=metric, higher_is_better=higher_is_better)
+    table = load_results(results, task=task, metric=metric, higher_is_better=higher_is_better,
+                         proportion=proportion)
     ms = model_scores(table, x=x)
     analyses, wanted, margin = analyse(ms, table, confidence_level=confidence_level,
                                        flat_margin=flat_margin, shapes=shapes)

@@ -43,6 +43,7 @@ from scipy.special import ndtr
 
 from .curves import design_matrix
 from .diagnostics import NOTE_COLUMNS, note
+from .exceptions import DataValidationError
 
 __all__ = ["add_noise_diagnostics", "batched_verdicts", "LabelData", "label_data",
            "trend_strength", "generality_table", "influence_table", "shape_stability",
@@ -523,12 +524,13 @@ def trend_strength(result, ms) -> pd.DataFrame:
         add(label, "change_smallest_to_largest", obs, se_obs, obs - zq * se_obs,
             obs + zq * se_obs, score_units,
             "paired across examples; excludes model-level noise")
+        # the interval of the change in units of its (fixed) SE: snr +- the quantile
         snr = est * rng_z / (se * rng_z) if se > 0 else np.inf
-        add(label, "snr", snr, np.nan, np.nan, np.nan, "ratio",
-            "fitted change / its model-level SE")
+        add(label, "snr", snr, 1.0, snr - t, snr + t, "ratio",
+            "fitted change / its model-level SE (interval: the change's interval in SE units)")
         snr_e = obs / se_obs if se_obs > 0 else np.inf
-        add(label, "snr_examples_only", snr_e, np.nan, np.nan, np.nan, "ratio",
-            "observed change / its paired example-level SE")
+        add(label, "snr_examples_only", snr_e, 1.0, snr_e - zq, snr_e + zq, "ratio",
+            "observed change / its paired example-level SE (interval in SE units)")
         tl = a.two_lines
         if a.verdict in U_SHAPES and tl is not None:
             df = tl.fit.df_resid
@@ -547,7 +549,9 @@ def trend_strength(result, ms) -> pd.DataFrame:
                 "smaller of the two arm changes (relative to both ends), performance scale")
             bx = float(10 ** (tl.breakpoint + a.z_center))
             add(label, "extremum_location", bx, np.nan, np.nan, np.nan,
-                result.meta.get("x", "n_params"), "two-lines breakpoint")
+                result.meta.get("x", "n_params"),
+                "two-lines breakpoint (a design choice, no sampling interval; the "
+                "turning_point row carries the Fieller interval of the extremum)")
             lm = a.lind_mehlum
             if lm is not None and np.isfinite(lm["turning_point"]):
                 f = lambda v: float(10 ** (v + a.z_center)) if np.isfinite(v) else np.nan
@@ -1091,8 +1095,18 @@ def metric_sensitivity(result, table, *, column=None) -> dict | None:
     sub = table.drop(columns=["score"]).rename(columns={column: "score"})
     sub = sub[["family", "model", "n_params", "example_id", "score"]
               + [c for c in ("flops",) if c in sub.columns]]
-    sub = sub[np.isfinite(pd.to_numeric(sub["score"], errors="coerce"))]
-    t2 = load_results(sub, metric=None, higher_is_better=hib, proportion=False)
+    # an example whose continuous score is missing for any model is dropped for every model
+    # of that family, so the paired example sets stay equal
+    finite = np.isfinite(pd.to_numeric(sub["score"], errors="coerce").to_numpy(float))
+    key = sub["family"].astype(str) + "\x00" + sub["example_id"].astype(str)
+    dropped = key[~finite].unique()
+    sub = sub[~key.isin(dropped)]
+    if sub.empty:
+        return None
+    try:
+        t2 = load_results(sub, metric=None, higher_is_better=hib, proportion=False)
+    except DataValidationError:
+        return None
     ms2 = model_scores(t2, x=result.meta.get("x", "n_params"))
     margin = default_flat_margin(t2, ms2)
     alpha = result.meta["alpha"]
@@ -1103,7 +1117,8 @@ def metric_sensitivity(result, table, *, column=None) -> dict | None:
     if len(labels) > 1:
         labels["pooled"] = np.arange(len(y))
     codes = pd.Categorical(ms2.models["family"], categories=ms2.families).codes
-    out = {"column": column, "higher_is_better": hib, "labels": {}, "opposite": []}
+    out = {"column": column, "higher_is_better": hib, "labels": {}, "opposite": [],
+           "n_examples_dropped": int(len(dropped))}
     for label, idx in labels.items():
         if label not in result.analyses:
             continue

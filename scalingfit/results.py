@@ -200,9 +200,15 @@ class TrendResult:
                 f"models={self.meta.get('n_models')} method={self.meta.get('method')!r}>")
 
     def summary(self) -> pd.DataFrame:
-        """Tidy per-family table (plus a 'pooled' row when there are several families)."""
+        """Tidy per-family table (plus a 'pooled' row when there are several families).
+
+        ``best_curve`` is the curve form preferred by model selection (AICc on the model-level
+        likelihood; grouped LOO for the Bayesian engine with ``compare=True``); the full table
+        is :attr:`selection`.
+        """
         cols = ["family", "n_models", "shape", "slope", "ci_lower", "ci_upper", "p_value",
-                "p_gate", "total_change", "turning_point", "tp_ci_lower", "tp_ci_upper"]
+                "p_gate", "total_change", "turning_point", "tp_ci_lower", "tp_ci_upper",
+                "best_curve"]
         cols += [c for c in self.families.columns if c.startswith("p_") and c not in cols
                  and c in ("p_positive", "p_inverse", "p_u_shaped", "p_inverted_u", "p_flat")
                  and self.meta.get("method") == "bayes"]

@@ -149,3 +149,96 @@ def test_paired_covariance_is_the_bootstrap_limit():
     # Monte Carlo SE of a covariance estimate from 20k draws is about 1% of the variance scale
     np.testing.assert_allclose(np.cov(draws.T, ddof=0), ms.cov, atol=0.03 * ms.cov.max())
     assert ms.cov[0, 1] > 0.5 * np.sqrt(ms.cov[0, 0] * ms.cov[1, 1])
+
+
+def test_infinite_scores_name_rows():
+    df = per_example().assign(score=lambda d: d["score"] - 2.0)   # continuous, not a proportion
+    df.loc[[4, 9], "score"] = -np.inf
+    with pytest.raises(DataValidationError) as e:
+        load_results(df)
+    assert str(e.value) == (
+        "column 'score' has infinite values in rows 4, 9 (e.g. -inf); a log-prob of -inf or a "
+        "loss of inf cannot be fitted. Clip or drop those rows before fitting.")
+
+
+def test_two_sizes_message_names_rows_and_plain_values():
+    df = per_example()
+    df.loc[5, "n_params"] = 123
+    with pytest.raises(DataValidationError) as e:
+        load_results(df)
+    assert str(e.value) == (
+        "model 'a1' (family 'a') has 2 different values of 'n_params': [123.0, 1000000000.0] in "
+        "rows 5, 6, 7, 8, 9; each model must have one size. Fix the size, or give the variants "
+        "different model names.")
+
+
+def test_validated_table_keeps_its_choices():
+    """fit_trend(load_results(df, higher_is_better=False)) must not guess the direction again."""
+    df = per_example().assign(score=lambda d: d["score"] * 0.5 + 0.1)  # continuous values
+    t = load_results(df, higher_is_better=False, proportion=True)
+    r = fit_trend(t, rng=0, n_boot=200)
+    assert r.meta["higher_is_better"] is False and r.meta["proportion"] is True
+    # an explicit argument still wins over what the table recorded
+    assert load_results(t, higher_is_better=True).attrs["scalingfit"]["higher_is_better"]
+
+
+def test_cli_lower_is_better_reaches_the_fit(tmp_path, capsys):
+    import json
+
+    from scalingfit.cli import main
+
+    per_example().to_csv(tmp_path / "r.csv", index=False)
+    assert main(["fit", str(tmp_path / "r.csv"), "--lower-is-better", "--json", "--n-boot",
+                 "200", "--seed", "0"]) == 0
+    assert json.loads(capsys.readouterr().out)["meta"]["higher_is_better"] is False
+
+
+def test_aggregated_accuracy_with_n_is_a_proportion():
+    """family, model, n_params, score, n (the issue's aggregated form): binomial SEs."""
+    t = load_results(aggregated())
+    assert t.attrs["scalingfit"]["proportion"] is True
+    ms = model_scores(t)
+    p = np.array([0.7, 0.6, 0.55, 0.5])
+    np.testing.assert_allclose(ms.models["se"], np.sqrt(p * (1 - p) / 300))
+    r = fit_trend(aggregated(), rng=0, n_boot=200)
+    # near-equal binomial SEs: the weighted slope is close to OLS on the four means, -0.065 per
+    # decade (sum of cross-products -0.325 over sum of squares 5); weights move it < 0.002
+    assert r.families["slope"].iloc[0] == pytest.approx(-0.065, abs=0.002)
+    assert r.shape == "inverse"
+    # the same numbers outside [0, 1] are not guessed to be proportions
+    with pytest.raises(DataValidationError, match=r"pass proportion=True if the scores are "):
+        fit_trend(aggregated().assign(score=[70.0, 60.0, 55.0, 50.0]), rng=0, n_boot=200)
+
+
+def test_variant_levels_may_share_example_ids():
+    """Prompt variants of the same items (ids repeat across 'variant'): each (variant, id) is
+    one item, and the ids are prefixed with the level; a real duplicate still fails."""
+    df = pd.concat([per_example().assign(variant=v) for v in ("v1", "v2")], ignore_index=True)
+    t = load_results(df)
+    assert len(t) == len(df) and t["example_id"].nunique() == 10
+    assert set(t.loc[t["variant"] == "v2", "example_id"]) == {f"v2/e{i}" for i in range(5)}
+    with pytest.raises(DataValidationError, match="duplicate rows for the same model x "):
+        load_results(pd.concat([df, df.iloc[[3]]], ignore_index=True))
+
+
+def test_flops_as_x():
+    """x='flops': the same fit over log10 training compute. With D = 20 N tokens, flops =
+    120 N^2, so a decade of parameters is two decades of compute: the slope per decade halves."""
+    df = per_example(n_models=5, n_examples=40)
+    df["score"] = ((df["example_id"].str[1:].astype(int) * 7 + df["n_params"].map(np.log10)
+                    .astype(int)) % 3 == 0).astype(float)
+    df["flops"] = 120.0 * df["n_params"] ** 2
+    a = fit_trend(df, rng=0, n_boot=200)
+    b = fit_trend(df, x="flops", rng=0, n_boot=200)
+    assert b.meta["x"] == "flops"
+    assert b.families["slope"].iloc[0] == pytest.approx(a.families["slope"].iloc[0] / 2)
+
+
+@pytest.mark.parametrize("metric, higher", [
+    ("accuracy", True), ("loss", False), ("neg_loss", True), ("val_nll", False),
+    ("perplexity", False), ("wer", False), ("test_cer", False), ("mse", False),
+    ("rmse_norm", False), ("ece", False), ("answer_rate", True), ("certainty", True),
+    ("exact_match", True)])
+def test_direction_from_metric_name(metric, higher):
+    df = aggregated().assign(score=[0.7, 0.6, 0.55, 0.5], se=0.01, metric=metric)
+    assert load_results(df).attrs["scalingfit"]["higher_is_better"] is higher

@@ -136,6 +136,14 @@ def test_strength_generality_and_meta_survive_json():
     assert {"slope_per_decade", "change_fitted", "change_smallest_to_largest", "snr",
             "snr_examples_only"} <= set(result.strength["quantity"])
     assert set(result.strength["family"]) == {"fam0", "fam1", "fam2", "pooled"}
+    # every strength number has an interval; the SNR's is the change's interval in SE units,
+    # so (ci / snr) * change reproduces the change interval
+    st = result.strength.set_index(["family", "quantity"])
+    assert st[["ci_lower", "ci_upper"]].notna().all().all()
+    snr, ch = st.loc[("pooled", "snr")], st.loc[("pooled", "change_fitted")]
+    assert snr["estimate"] == pytest.approx(ch["estimate"] / ch["se"])
+    assert snr["ci_lower"] * ch["se"] == pytest.approx(ch["ci_lower"])
+    assert snr["ci_upper"] * ch["se"] == pytest.approx(ch["ci_upper"])
     gen = result.generality
     assert list(gen["family"]) == ["fam0", "fam1", "fam2", "pooled"]
     assert gen.loc[gen["family"] == "pooled", "n_showing"].iloc[0] == gen["shows_claim"].sum()
@@ -326,6 +334,20 @@ def test_metric_disagreement():
     assert "metric_disagreement" in _codes(check.result)
     row = check.checks.set_index("check").loc["metric_sensitivity"]
     assert not row["passed"] and not row["required"]
+
+
+def test_missing_continuous_values_drop_the_example_for_every_model():
+    """A NaN log-prob (a class the runner could not score) drops that example for all models
+    of the family in the metric comparison, instead of failing the whole fit."""
+    df = simulate_results("inverse", n_models=6, n_examples=300, effect=1.2, rng=9)
+    df["logprob_correct"] = -1.0 - 0.1 * np.log10(df["n_params"] / 1e8)
+    models, examples = df["model"].unique(), df["example_id"].unique()
+    for m, e in ((models[0], examples[0]), (models[3], examples[5])):   # two examples
+        df.loc[(df["model"] == m) & (df["example_id"] == e), "logprob_correct"] = np.nan
+    result = fit_trend(df, rng=0, n_boot=200)
+    ms_ = result.meta["noise"]["metric_sensitivity"]
+    assert ms_["column"] == "logprob_correct" and ms_["n_examples_dropped"] == 2
+    assert ms_["labels"]["fam0"]["continuous"] == "inverse"
 
 
 @pytest.fixture(scope="module")

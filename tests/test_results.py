@@ -51,6 +51,11 @@ def test_summary_has_pooled_row(result):
     s = result.summary()
     assert list(s["family"]) == ["fam0", "fam1", "fam2", "pooled"]
     assert s.iloc[-1]["slope"] == pytest.approx(result.pooled["slope"])
+    # the AICc choice per family is in the summary and equals the selection table's minimum
+    sel = result.selection
+    for fam, best in zip(s["family"], s["best_curve"]):
+        rows = sel[sel["family"] == fam]
+        assert best == rows.loc[rows["aicc"].idxmin(), "curve"], fam
 
 
 def test_text_report_states_verdict_and_numbers(result):

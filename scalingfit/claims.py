@@ -229,10 +229,25 @@ def _generality_check(gen, result, claim):
     return _row("generality", passed, True, detail + ".", shown)
 
 
+def _u_power_check(pw, claim):
+    """Power row of a U-type claim: the simulated power of the two-lines verdict itself."""
+    need = pw["examples_needed_u_verdict"]
+    ex = (f"{need} examples per model would give {pw['target']:.0%}" if need is not None
+          else "no number of examples up to 10,000x the current one reaches "
+               f"{pw['target']:.0%} (model-level noise dominates)")
+    return _row("power", pw["power_u_verdict"] >= pw["target"], False,
+                f"power {pw['power_u_verdict']:.0%} to recover this {claim} curve (curvature "
+                f"{_fmt(pw['effect'])}) with the two-lines test, by simulation; {ex} (the "
+                f"curvature coefficient alone would have {pw['power']:.0%} power: a U needs "
+                "both arms significant).", float(pw["power_u_verdict"]))
+
+
 def _power_check(pw, claim):
     what = "slope" if pw["kind"] == "slope" else "curvature"
     if not np.isfinite(pw.get("power", np.nan)):
         return _row("power", False, False, "too few models to compute power.")
+    if pw.get("power_u_verdict") is not None:
+        return _u_power_check(pw, claim)
     need = pw["examples_needed"]
     ex = (f"{need} examples per model would give {pw['target']:.0%}" if need is not None
           else "examples needed unknown (no example counts)" if pw["n_examples"] is None
@@ -369,7 +384,8 @@ def check_claim(results, claim: str = "inverse", *, alpha: float = 0.05, n_boot:
     fit = a.quadratic if u else a.linear
     pw = nz.power_analysis(d, effect=fit.params[-1] if effect is None else effect,
                            tau2=fit.tau2, n_examples=nz._n_now(ms, d.idx),
-                           kind="curvature" if u else "slope")
+                           kind="curvature" if u else "slope",
+                           u_curve=fit.params if u else None, claim=claim, rng=extra_rng)
     fc = nz.floor_ceiling(ms, table=table, chance=chance,
                           confidence_level=result.meta["confidence_level"])
     msens = nz.metric_sensitivity(result, table)

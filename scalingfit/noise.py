@@ -893,9 +893,55 @@ def _design_k(d: LabelData, kk: int, kind: str):
 MAX_MODELS = 1000
 
 
+def u_verdict_power(d: LabelData, params, claim: str, *, tau2: float, n_examples: float,
+                    n_values, n_sim: int = 400, rng=None) -> np.ndarray:
+    """Simulated power of the actual U verdict (gate + two-lines test) at each ``n``.
+
+    A study is simulated from the quadratic curve ``params`` (on ``d``'s quadratic design) with
+    model-level deviations ``N(0, tau2)`` and sampling error ``N(0, V * n_examples / n)``; the
+    power is the share of ``n_sim`` studies whose batched gated verdict is ``claim``. The same
+    normal draws serve every ``n`` (common random numbers), so power is smooth in ``n``.
+    """
+    X = design_matrix("quadratic", d.z, d.groups)
+    mean = X @ np.asarray(params, dtype=float)
+    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    L = np.linalg.cholesky(d.V + 1e-15 * np.eye(d.k) * max(np.trace(d.V), 1e-300))
+    e1, e2 = gen.standard_normal((2, int(n_sim), d.k))
+    out = []
+    for n in np.atleast_1d(np.asarray(n_values, dtype=float)):
+        a = float(n_examples) / n
+        Y = mean + np.sqrt(a) * e1 @ L.T + np.sqrt(max(tau2, 0.0)) * e2
+        dn = LabelData(d.label, d.idx, Y[0], d.V * a, d.z, d.groups, d.breakpoint, d.allow_u,
+                       d.wanted, d.sign, d.alpha, d.margin)
+        out.append(float(np.mean(batched_verdicts(dn, Y)["verdict"] == claim)))
+    return np.array(out)
+
+
+def _u_examples_needed(d, params, claim, *, tau2, n_now, target, rng, n_sim=400):
+    """(power now, examples needed) of the simulated U verdict; None when 10^4 x n_now is not
+    enough. Bisection in log n on common random numbers (12 steps: n within ~0.3%)."""
+    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    seed = int(gen.integers(2**63))                      # one seed, reused: the same draws
+
+    def power(n):
+        return float(u_verdict_power(d, params, claim, tau2=tau2, n_examples=n_now,
+                                     n_values=n, n_sim=n_sim, rng=seed)[0])
+
+    now = power(n_now)
+    if now >= target:
+        return now, int(round(n_now))
+    if power(n_now * 1e4) < target:
+        return now, None
+    lo, hi = np.log(n_now), np.log(n_now * 1e4)
+    for _ in range(12):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if power(np.exp(mid)) >= target else (mid, hi)
+    return now, int(np.ceil(np.exp(hi)))
+
+
 def power_analysis(d: LabelData, *, effect=None, tau2: float, n_examples=None,
                    target: float = POWER_TARGET, with_table: bool = True,
-                   kind: str = "slope") -> dict:
+                   kind: str = "slope", u_curve=None, claim=None, rng=None) -> dict:
     """Power of the verdict's test and what it would take to reach ``target``.
 
     Parameters
@@ -917,7 +963,11 @@ def power_analysis(d: LabelData, *, effect=None, tau2: float, n_examples=None,
         ``examples_needed`` for ``effect`` (None: unreachable by examples alone),
         ``models_needed`` (per family, evenly spread over the same range, at the current
         examples; None above 1000 or when ``with_table`` is False), ``table`` (effects from
-        0.5x to 3x the MDE and the examples each needs).
+        0.5x to 3x the MDE and the examples each needs). For U-type claims with ``u_curve``
+        (the quadratic fit's coefficients) and a two-lines breakpoint: ``power_u_verdict``
+        and ``examples_needed_u_verdict``, the simulated power of the actual U verdict
+        (:func:`u_verdict_power`), which needs both arms significant and so has less power
+        than the curvature-coefficient proxy.
 
     Notes
     -----
@@ -934,9 +984,17 @@ def power_analysis(d: LabelData, *, effect=None, tau2: float, n_examples=None,
            "df": int(df), "target": target,
            "n_examples": None if n_examples is None else int(round(n_examples)),
            "power": np.nan, "se": np.nan, "mde_slope": np.nan, "mde_curvature": np.nan,
-           "examples_needed": None, "models_needed": None, "table": []}
+           "examples_needed": None, "models_needed": None, "table": [],
+           "power_u_verdict": None, "examples_needed_u_verdict": None}
     if df < 1:
         return out
+    if (kind == "curvature" and u_curve is not None and claim in U_SHAPES
+            and d.breakpoint is not None and n_examples is not None):
+        params = np.array(u_curve, dtype=float)
+        params[-1] = effect
+        now, need = _u_examples_needed(d, params, claim, tau2=tau2, n_now=float(n_examples),
+                                       target=target, rng=rng)
+        out["power_u_verdict"], out["examples_needed_u_verdict"] = now, need
     var = float(_coef_var(X, d.V, tau2, 1.0, col)[0])
     floor = float(_coef_var(X, d.V, 0.0, 1.0, col)[0]) / var if tau2 > 0 else 1.0
     out["se"] = float(np.sqrt(var))
@@ -1373,10 +1431,13 @@ def noise_evidence(result, ms, *, claim, rng, n_stability=None, n_null=None, eff
         u = (claim if label == main else a.verdict) in U_SHAPES and a.quadratic is not None
         fit = a.quadratic if u else a.linear
         eff = (fit.params[-1] if effect is None or label != main else effect)
+        shape = claim if label == main else a.verdict
         ev["power"][label] = power_analysis(dl, effect=eff, tau2=fit.tau2,
                                             n_examples=_n_now(ms, dl.idx),
                                             with_table=label == main,
-                                            kind="curvature" if u else "slope")
+                                            kind="curvature" if u else "slope",
+                                            u_curve=fit.params if u else None, claim=shape,
+                                            rng=rng)
     ev["floor_ceiling"] = floor_ceiling(ms, table=table, chance=chance,
                                         confidence_level=result.meta["confidence_level"])
     ev["metric_sensitivity"] = metric_sensitivity(result, table)

@@ -148,31 +148,72 @@ def _fmt_size(v) -> str:
     return f"{v:.3g}"
 
 
+def _is_bayes(result) -> bool:
+    return result.meta.get("method") == "bayes"
+
+
+def decision_threshold(result=None, *, meta=None) -> float:
+    """Posterior probability a Bayesian verdict needs (``meta['bayes']['decision_threshold']``)."""
+    meta = result.meta if meta is None else meta
+    v = (meta.get("bayes") or {}).get("decision_threshold")
+    return float(v) if _finite(v) else 0.95
+
+
+def posterior_probability(row: dict, claim: str) -> float:
+    """Posterior probability of ``claim`` in one row of a Bayesian result (``p_<claim>``)."""
+    v = row.get(f"p_{claim}")
+    return float(v) if _finite(v) else float("nan")
+
+
 def _strength(result, claim) -> Criterion:
-    from .plotting import slope_unit
+    from .report import slope_words
 
     p, a = result.pooled, result.meta["alpha"]
-    unit = slope_unit(result)
-    desc = (f"pooled slope {_fmt(p['slope'])} {unit} [{_fmt(p['ci_lower'])}, "
+    unit = slope_words(result)
+    bayes = _is_bayes(result)
+    interval = (f", {result.meta['confidence_level']:.0%} credible interval" if bayes else "")
+    desc = (f"pooled slope {_fmt(p['slope'])} {unit}{interval} [{_fmt(p['ci_lower'])}, "
             f"{_fmt(p['ci_upper'])}], change over the range {_fmt(p.get('total_change'))}")
     if claim is None:
         return Criterion("trend_strength", "na", f"no trend claimed or found "
                          f"(verdict {result.shape}); {desc}.", result.strength)
-    pc = claim_p_value(p, claim, _perf_sign(result))
-    if claim in ("u_shaped", "inverted_u"):
-        desc = (f"two-lines p = {_fmt_p(pc)}; turning point {_fmt_size(p.get('turning_point'))} "
-                f"[{_fmt_size(p.get('tp_ci_lower'))}, {_fmt_size(p.get('tp_ci_upper'))}]")
-    elif claim == "flat":
-        desc = f"equivalence p = {_fmt_p(pc)}; " + desc
+    tp = (f"turning point {_fmt_size(p.get('turning_point'))} "
+          f"[{_fmt_size(p.get('tp_ci_lower'))}, {_fmt_size(p.get('tp_ci_upper'))}]")
+    if bayes:
+        # posterior probabilities are not p-values: judge the claim by P(claim) >= threshold
+        pp, thr = posterior_probability(p, claim), decision_threshold(result)
+        head = f"posterior P({claim}) = {_fmt(pp)} (a verdict needs >= {_fmt(thr)}); "
+        desc = head + (tp if claim in ("u_shaped", "inverted_u") else desc)
+        shown = _finite(pp) and pp >= thr
+        weak = not _finite(pp) or pp < 0.5
     else:
-        desc += f", p of the claim = {_fmt_p(pc)}"
-    if _finite(pc) and pc <= a and result.shape == claim:
+        pc = claim_p_value(p, claim, _perf_sign(result))
+        if claim in ("u_shaped", "inverted_u"):
+            desc = f"two-lines p = {_fmt_p(pc)}; " + tp
+        elif claim == "flat":
+            desc = f"equivalence p = {_fmt_p(pc)}; " + desc
+        else:
+            desc += f", p of the claim = {_fmt_p(pc)}"
+        shown = _finite(pc) and pc <= a
+        weak = not _finite(pc) or pc >= 0.5
+    if shown and result.shape == claim:
         status = "pass"
-    elif not _finite(pc) or pc >= 0.5 or (result.shape in TREND_SHAPES and result.shape != claim):
+    elif weak or (result.shape in TREND_SHAPES and result.shape != claim):
         status = "fail"
     else:
         status = "warn"
     return Criterion("trend_strength", status, desc + ".", result.strength)
+
+
+def bayes_family_table(result, claim: str) -> pd.DataFrame:
+    """Per family of a Bayesian result: verdict, slope with credible interval, posterior
+    probability of the claim, and whether it reaches the decision threshold."""
+    fam = result.families
+    pp = np.array([posterior_probability(r, claim) for r in fam.to_dict(orient="records")])
+    return pd.DataFrame({"family": fam["family"], "shape": fam["shape"], "slope": fam["slope"],
+                         "ci_lower": fam["ci_lower"], "ci_upper": fam["ci_upper"],
+                         "p_posterior": pp,
+                         "supports": np.isfinite(pp) & (pp >= decision_threshold(result))})
 
 
 def _generality(result, claim) -> Criterion:
@@ -180,15 +221,24 @@ def _generality(result, claim) -> Criterion:
     if claim is None:
         return Criterion("generality", "na", f"no trend to generalise (verdict {result.shape}).",
                          result.generality)
-    tab = family_claim_table(result, claim)
+    bayes = _is_bayes(result)
+    tab = bayes_family_table(result, claim) if bayes else family_claim_table(result, claim)
     k = int(tab["supports"].sum())
     same_dir = sum(_direction_agrees(r, claim, _perf_sign(result))
                    for r in result.families.to_dict(orient="records"))
     if n == 1:
         return Criterion("generality", "warn", "one family only: generality across model "
                          "families is untested.", tab)
-    reason = (f"{k} of {n} families show {claim} after Holm correction; {same_dir} of {n} "
-              "point in the claimed direction")
+    if bayes:
+        reason = (f"{k} of {n} families have posterior P({claim}) >= "
+                  f"{_fmt(decision_threshold(result))}; {same_dir} of {n} point in the claimed "
+                  "direction")
+        new = result.pooled.get(f"p_new_{claim}")
+        if _finite(new):
+            reason += f"; P(a new family shows {claim}) = {_fmt(float(new))}"
+    else:
+        reason = (f"{k} of {n} families show {claim} after Holm correction; {same_dir} of {n} "
+                  "point in the claimed direction")
     status = "pass" if k == n else ("warn" if k >= 1 or same_dir == n else "fail")
     if result.shape != claim and status == "pass":
         status = "warn"
@@ -200,11 +250,18 @@ def _derived_checks(result, claim) -> pd.DataFrame:
     from .plotting import influence_table
 
     a, p = result.meta["alpha"], result.pooled
-    pc = claim_p_value(p, claim, _perf_sign(result))
-    rows = [{"check": "significance", "passed": bool(_finite(pc) and pc <= a
-                                                     and result.shape == claim),
-             "detail": f"verdict {result.shape}; p of the claim = {_fmt_p(pc)} with the model "
-                       "as the unit of inference"}]
+    if _is_bayes(result):
+        pp, thr = posterior_probability(p, claim), decision_threshold(result)
+        rows = [{"check": "significance", "passed": bool(_finite(pp) and pp >= thr
+                                                         and result.shape == claim),
+                 "detail": f"verdict {result.shape}; posterior P({claim}) = {_fmt(pp)} "
+                           f"(threshold {_fmt(thr)})"}]
+    else:
+        pc = claim_p_value(p, claim, _perf_sign(result))
+        rows = [{"check": "significance", "passed": bool(_finite(pc) and pc <= a
+                                                         and result.shape == claim),
+                 "detail": f"verdict {result.shape}; p of the claim = {_fmt_p(pc)} with the "
+                           "model as the unit of inference"}]
     draws = result.boot.get("pooled", result.boot.get(result.families["family"].iloc[0]))
     if claim in ("positive", "inverse") and isinstance(draws, np.ndarray) and len(draws):
         want = 1 if claim == "positive" else -1
@@ -228,17 +285,26 @@ def _derived_checks(result, claim) -> pd.DataFrame:
 
 
 def run_check_claim(claim, *, data=None, result=None):
-    """``scalingfit.claims.check_claim`` on the data (or the result) with the result's options,
-    or None when the claims module is not installed or cannot take this input."""
+    """``scalingfit.claims.check_claim`` on the data (or the result) with the result's options
+    (level, replicates, seed, scale variable, flat margin, chance level), or None when the
+    claims module is not installed or cannot take this input (it needs the results table).
+    The checks always use the bootstrap engine, also for a Bayesian result."""
     try:
         from .claims import check_claim
     except ImportError:
         return None
     from .exceptions import ScalingFitError
 
-    seed = result.meta.get("seed") if result is not None else None
-    kw = {"alpha": result.meta["alpha"], "n_boot": result.meta["n_boot"],
-          "rng": seed if isinstance(seed, int) else None} if result is not None else {}
+    kw = {}
+    if result is not None:
+        m = result.meta
+        seed = m.get("seed")
+        kw = {"alpha": m["alpha"], "n_boot": m["n_boot"],
+              "rng": seed if isinstance(seed, int) else None, "x": m.get("x", "n_params")}
+        if m.get("flat_margin") is not None:
+            kw["flat_margin"] = m["flat_margin"]
+        if _finite(m.get("chance")):
+            kw["chance"] = float(m["chance"])
     for source in (data, result):
         if source is None:
             continue
@@ -247,6 +313,14 @@ def run_check_claim(claim, *, data=None, result=None):
         except (ScalingFitError, TypeError):
             continue
     return None
+
+
+def _claims_missing_why() -> str:
+    import importlib.util
+
+    if importlib.util.find_spec("scalingfit.claims") is None:
+        return "scalingfit.claims is not installed"
+    return "scalingfit.claims needs the results table: pass data= to run its checks"
 
 
 def _noise(result, claim, check) -> Criterion:
@@ -258,7 +332,9 @@ def _noise(result, claim, check) -> Criterion:
             checks.loc[~checks["passed"].astype(bool)].iloc[:, 0].astype(str))
         status = "pass" if check.survives else ("warn" if result.shape == claim else "fail")
         reason = (f"the {claim} claim {'survives' if check.survives else 'does not survive'} "
-                  f"(p = {_fmt_p(getattr(check, 'p_value', None))})"
+                  f"(p = {_fmt_p(getattr(check, 'p_value', None))}"
+                  + ("; scalingfit.claims checks with the bootstrap engine"
+                     if _is_bayes(result) else "") + ")"
                   + (f"; failed checks: {', '.join(failed)}" if failed else ""))
         return Criterion("noise", status, reason + ".", checks)
     checks = _derived_checks(result, claim)
@@ -270,7 +346,7 @@ def _noise(result, claim, check) -> Criterion:
     else:
         status = "warn" if "significance" not in failed or result.shape == claim else "fail"
     reason = ("all checks pass" if not failed else f"failed: {', '.join(failed)}") + \
-        " (derived from the fit; scalingfit.claims is not installed)"
+        f" (derived from the fit; {_claims_missing_why()})"
     return Criterion("noise", status, reason + ".", checks)
 
 
@@ -417,13 +493,16 @@ def _plots(result, prefix, which=("trend", "families", "slopes", "influence", "p
     from . import plotting
 
     out = []
+    level = f"{result.meta['confidence_level']:.0%}"
     if "trend" in which:
         fig = _figure((7.6, 4.6))
         plotting.plot_trend(result, ax=fig.subplots())
+        drawn = {plotting._trend_curve(result, f) for f in result.families["family"]}
+        what = (f"the posterior median curve per family with its {level} credible band"
+                if "posterior" in drawn else "the fitted curve of the verdict with its band")
         out.append((f"{prefix}trend", _png(fig), "score against model size",
                     "Score against model size (log scale) per family; bars are "
-                    f"{result.meta['confidence_level']:.0%} intervals per model, lines the fitted "
-                    "curve of the verdict with its band."))
+                    f"{level} intervals per model, lines {what}."))
     n = len(result.families)
     if "families" in which and n > 1:
         ncol = min(3, n)
@@ -442,11 +521,19 @@ def _plots(result, prefix, which=("trend", "families", "slopes", "influence", "p
                         "claimed direction is evidence for the trend."))
         except ValueError as err:
             out.append((f"{prefix}slopes", None, str(err), ""))
+    entry = plotting.power_entry(result)
+    kind = entry.get("kind", "slope")
+    target = f"{entry.get('target', 0.8):.0%}"
+    power_cap = (f"Examples per model needed for {target} power against the size of the "
+                 "curvature (quadratic coefficient per decade\u00b2, the effect the U-shape "
+                 "test needs); the dashed line marks the observed curvature."
+                 if kind == "curvature" else
+                 f"Examples per model needed for {target} power against the size of the slope; "
+                 "the dashed line marks the observed pooled slope.")
     for name, fn, size, cap in (
             ("influence", plotting.plot_influence, (6.4, 4.2),
              "Pooled slope and verdict when each model is dropped."),
-            ("power", plotting.plot_power, (6.4, 3.8),
-             "Examples per model needed for 80% power against the size of the slope.")):
+            ("power", plotting.plot_power, (6.4, 3.8), power_cap)):
         if name in which:
             fig = _figure(size)
             try:
@@ -462,7 +549,7 @@ _FAMILY_COLS = [("family", "family", "str"), ("n_models", "models", "str"),
                 ("ci_lower", "CI lower", "num"), ("ci_upper", "CI upper", "num"),
                 ("p_value", "p (slope)", "p"), ("p_gate", "p (gate)", "p"),
                 ("total_change", "total change", "num"), ("tau2", "\u03c4\u00b2", "num"),
-                ("turning_point", "turning point", "size"), ("best_curve", "best AICc", "str")]
+                ("turning_point", "turning point", "size"), ("best_curve", "best curve", "str")]
 _MODEL_COLS = [("family", "family", "str"), ("model", "model", "str"), ("x", "size", "size"),
                ("score", "score", "num4"), ("se", "SE", "num"), ("ci_lower", "CI lower", "num4"),
                ("ci_upper", "CI upper", "num4"), ("n_examples", "examples", "str")]
@@ -470,10 +557,31 @@ _SELECTION_COLS = [("family", "family", "str"), ("curve", "curve", "str"),
                    ("n_params", "parameters", "str"), ("loglik", "log-lik", "num"),
                    ("aicc", "AICc", "num"), ("delta_aicc", "\u0394AICc", "num"),
                    ("weight", "weight", "num")]
+def _selection_table(result, prefix):
+    """AICc table (bootstrap engine) or grouped-LOO table (Bayesian engine, compare=True)."""
+    sel = result.selection
+    if sel is not None and "elpd_loo" in sel.columns:
+        return _table(f"{prefix}selection", "Model selection (grouped LOO: each model left out "
+                      "in turn, exact refits where Pareto k > 0.7)", sel, _LOO_COLS,
+                      "selection")
+    return _table(f"{prefix}selection", "Model selection (AICc on the model-level likelihood)",
+                  sel, _SELECTION_COLS, "selection")
+
+
+_LOO_COLS = [("family", "family", "str"), ("curve", "curve", "str"),
+             ("elpd_loo", "elpd (LOO)", "num"), ("se", "SE", "num"),
+             ("delta_elpd", "\u0394elpd", "num"), ("dse", "SE of \u0394", "num"),
+             ("weight", "weight", "num"), ("max_pareto_k", "max Pareto k", "num"),
+             ("n_refits", "exact refits", "str")]
 _CLAIM_COLS = [("family", "family", "str"), ("shape", "verdict", "str"),
                ("slope", "slope / 10\u00d7", "num"), ("ci_lower", "CI lower", "num"),
                ("ci_upper", "CI upper", "num"), ("p_claim", "p (claim)", "p"),
                ("p_holm", "p (Holm)", "p"), ("supports", "supports claim", "str")]
+_BAYES_CLAIM_COLS = [("family", "family", "str"), ("shape", "verdict", "str"),
+                     ("slope", "slope / 10\u00d7", "num"), ("ci_lower", "CrI lower", "num"),
+                     ("ci_upper", "CrI upper", "num"),
+                     ("p_posterior", "posterior P(claim)", "num"),
+                     ("supports", "supports claim", "str")]
 _COVERAGE_COLS = [("column", "column", "str"), ("level", "level", "str"),
                   ("shape", "verdict", "str"), ("slope", "slope / 10\u00d7", "num"),
                   ("ci_lower", "CI lower", "num"), ("ci_upper", "CI upper", "num"),
@@ -536,6 +644,11 @@ def _task_blocks(result, criteria, claim, plots, prefix="", level=2):
         blocks.append(("table", _table(f"{prefix}claim_families", "Claim per family (p of the "
                                        "claim, Holm-adjusted across families)", c.table,
                                        _CLAIM_COLS, "claim_families", "family")))
+    elif c.table is not None and len(c.table) and "p_posterior" in c.table:
+        blocks.append(("table", _table(
+            f"{prefix}claim_families", "Claim per family (posterior probability of the claim; "
+            f"a family supports it at >= {_fmt(decision_threshold(result))})", c.table,
+            _BAYES_CLAIM_COLS, "claim_families", "family")))
     if result.generality is not None and len(result.generality):
         blocks.append(("table", _table(f"{prefix}generality", "Generality (scalingfit.noise)",
                                        result.generality, _generic_cols(result.generality),
@@ -570,8 +683,7 @@ def _task_blocks(result, criteria, claim, plots, prefix="", level=2):
     blocks += [("table", _table(f"{prefix}families", "Per-family estimates (slope per 10\u00d7 "
                                 f"{'parameters' if m['x'] == 'n_params' else 'FLOPs'})",
                                 fam_rows, _FAMILY_COLS, "families", "family")),
-               ("table", _table(f"{prefix}selection", "Model selection (AICc on the model-level "
-                                "likelihood)", result.selection, _SELECTION_COLS, "selection")),
+               ("table", _selection_table(result, prefix)),
                ("table", _table(f"{prefix}models", "Per-model scores", result.models,
                                 _MODEL_COLS, "models", "model")),
                ("close",)]
@@ -593,8 +705,18 @@ def _versions() -> dict:
     return out
 
 
+#: options of :func:`scalingfit.bayes.fit_bayes` recorded in ``meta['bayes']``, with defaults
+_BAYES_DEFAULTS = {"model": "model_level", "sampler": "nutpie", "draws": 1000, "tune": 1000,
+                   "chains": 4, "decision_threshold": 0.95, "compare": False,
+                   "target_accept": 0.95}
+
+
 def _call_options(meta, load=None) -> dict:
-    """Non-default options of the fit, as keyword arguments of :func:`fit_trend`."""
+    """Non-default options of the fit, as keyword arguments of :func:`load_results` (``task``,
+    ``metric``, ``format``) and :func:`fit_trend` (the rest, Bayesian options included).
+
+    ``load`` holds what the caller knows beyond ``meta``: ``task``, ``metric``, the input
+    ``format`` and ``chance`` as given on the command line."""
     from .data import _LOWER_IS_BETTER
 
     load = dict(load or {})
@@ -605,6 +727,8 @@ def _call_options(meta, load=None) -> dict:
         opts["metric"] = load["metric"]
     elif meta.get("form") == "aggregated" and meta.get("metric"):
         opts["metric"] = meta["metric"]
+    if load.get("format"):
+        opts["format"] = load["format"]
     metric = str(meta.get("metric") or "")
     if not meta.get("higher_is_better", True) and not _LOWER_IS_BETTER.search(metric):
         opts["higher_is_better"] = False
@@ -618,22 +742,33 @@ def _call_options(meta, load=None) -> dict:
     shapes = [s for s in meta.get("shapes", []) if s not in ("flat", "inconclusive")]
     if shapes and len(shapes) < 4:
         opts["shapes"] = shapes
+    # the chance level given, else the one in effect (passing it again changes nothing)
+    chance = load.get("chance") if load.get("chance") is not None else meta.get("chance")
+    if _finite(chance):
+        opts["chance"] = float(chance)
+    if meta.get("method") == "bayes":
+        bayes = meta.get("bayes") or {}
+        for key, default in _BAYES_DEFAULTS.items():
+            if key in bayes and bayes[key] is not None and bayes[key] != default:
+                opts[key] = bayes[key]
     if isinstance(meta.get("seed"), int):
         opts["rng"] = meta["seed"]
     return opts
 
 
-_LOAD = ("task", "metric", "higher_is_better")
-_CLI_FLAGS = {"task": "--task", "metric": "--metric", "x": "--x", "method": "--method",
-              "n_boot": "--n-boot", "confidence_level": "--confidence-level",
-              "flat_margin": "--flat-margin", "rng": "--seed"}
+_LOAD = ("task", "metric", "higher_is_better", "format")
+_CLI_FLAGS = {"task": "--task", "metric": "--metric", "format": "--format", "x": "--x",
+              "method": "--method", "n_boot": "--n-boot",
+              "confidence_level": "--confidence-level", "flat_margin": "--flat-margin",
+              "chance": "--chance", "rng": "--seed"}
 
 
 def _commands(opts, source, claim, out, fmt, multi=False):
     src = str(source) if source is not None else "results.csv"
     out_name = str(out) if out is not None else f"report.{'html' if fmt == 'html' else 'md'}"
     if multi:
-        args = ", ".join([repr(src)] + [f"{k}={v!r}" for k, v in opts.items()])
+        args = ", ".join([repr(src)] + [f"{'input_format' if k == 'format' else k}={v!r}"
+                                        for k, v in opts.items()])
         py = ("from scalingfit.criteria_report import report_tasks\n"
               f"report_tasks({args}, claim={claim!r}, format={fmt!r}, out={out_name!r})")
     else:
@@ -667,6 +802,11 @@ def _repro_blocks(meta, opts, source, claim, out, fmt, multi=False, prefix=""):
             {"item": "flat margin", "value": _fmt(meta.get("flat_margin"), 4)},
             {"item": "shapes considered", "value": ", ".join(meta.get("shapes", []))},
             {"item": "scale variable", "value": str(meta.get("x"))},
+            {"item": "chance level", "value": _fmt(meta.get("chance"), 4)
+             if _finite(meta.get("chance")) else "not known"},
+            *({"item": f"bayes {k.replace('_', ' ')}", "value": str(v)}
+              for k, v in (meta.get("bayes") or {}).items()
+              if meta.get("method") == "bayes" and k in (*_BAYES_DEFAULTS, "seed")),
             *({"item": k, "value": v} for k, v in vers.items()),
             {"item": "platform", "value": platform.platform(terse=True)}]
     blocks = [("open", f"{prefix}reproducibility", "reproducibility", ""),
@@ -944,11 +1084,21 @@ def render_document(result, format="html", claim=None, out=None, *, data=None, s
     title = title or f"Scaling report: {m.get('task') or 'results'}"
     subtitle = (f"{m.get('metric') or 'score'} against "
                 f"{'parameters' if m['x'] == 'n_params' else 'training FLOPs'}; "
-                f"{m['method']} with {m['n_boot']} replicates, "
-                f"{m['confidence_level']:.0%} intervals")
+                + _engine_words(m))
     blocks = _task_blocks(result, criteria, eff, figs)
     blocks += _repro_blocks(m, _call_options(m, options), source, claim, out, format)
     return _write(blocks, title, subtitle, format, out)
+
+
+def _engine_words(meta) -> str:
+    level = f"{meta['confidence_level']:.0%}"
+    if meta.get("method") == "bayes":
+        b = meta.get("bayes") or {}
+        return (f"Bayesian {str(b.get('model', 'model_level')).replace('_', '-')} model, "
+                f"{b.get('chains')} chains \u00d7 {b.get('draws')} draws, {level} credible "
+                f"intervals; verdicts need posterior probability \u2265 "
+                f"{_fmt(decision_threshold(meta=meta))}")
+    return f"{meta['method']} with {meta['n_boot']} replicates, {level} intervals"
 
 
 def _read_raw(results, fmt=None) -> pd.DataFrame:
@@ -1049,15 +1199,18 @@ def report_tasks(results_table, *, claim=None, format="html", out=None, source=N
     for anchor, label, r, sub, check in sections:
         eff = _effective_claim(r, claim)
         crit = assess_criteria(r, eff, check=check, coverage=coverage_table(sub, r, eff))
-        figs = _plots(r, anchor, which=("trend", "families", "slopes", "influence")) if plots \
-            else []
+        figs = _plots(r, anchor) if plots else []
         blocks += [("open", f"{anchor}task", "task", ""), ("h", 2, label, f"{anchor}h")]
         blocks += [b if b[0] != "h" else ("h", b[1] + 1, *b[2:])
                    for b in _task_blocks(r, crit, eff, figs, prefix=anchor, level=3)]
         blocks.append(("close",))
     meta0 = sections[0][2].meta if sections else {"seed": seed}
-    opts = {k: v for k, v in _call_options(meta0).items() if k not in ("task", "metric")}
-    opts.update({k: v for k, v in (("task", task), ("metric", metric)) if v is not None})
+    # per-task options (a chance level read from each task's column) are not repeated
+    opts = {k: v for k, v in _call_options(meta0).items()
+            if k not in ("task", "metric", "chance")}
+    opts.update({k: v for k, v in (("task", task), ("metric", metric),
+                                   ("format", input_format),
+                                   ("chance", fit_kwargs.get("chance"))) if v is not None})
     opts["rng"] = seed
     blocks += _repro_blocks(meta0, opts, source, claim, out, format, multi=True)
     title = f"Scaling report: {len(summary)} tasks"
@@ -1089,13 +1242,15 @@ def _cmd_report(args) -> int:
     hib = False if args.lower_is_better else None
     if len(groups) > 1:
         report_tasks(raw, claim=args.claim, format=fmt, out=args.output, source=args.results,
-                     task=args.task, metric=args.metric, higher_is_better=hib, **kw)
+                     task=args.task, metric=args.metric, higher_is_better=hib,
+                     input_format=args.fmt, **kw)
     else:
         table = _load(args)
         result = fit_trend(table, **kw)
         render_document(result, format=fmt, claim=args.claim, out=args.output, data=table,
-                        source=args.results, options={"task": args.task,
-                                                      "metric": args.metric})
+                        source=args.results, options={"task": args.task, "metric": args.metric,
+                                                      "format": args.fmt,
+                                                      "chance": args.chance})
     print(f"wrote {args.output}")
     return 0
 
@@ -1113,6 +1268,9 @@ def register(subparsers) -> None:
     add_data_options(p)
     p.add_argument("--claim", choices=list(TREND_SHAPES),
                    help="the claimed shape (default: judge the verdict itself)")
+    p.add_argument("--chance", type=float, default=None,
+                   help="chance-level score for the floor diagnostics and the chance line of "
+                        "the plots (default: from a chance or n_classes column)")
     p.add_argument("-o", "--output", default="report.html",
                    help="output file; .html (self-contained) or .md (PNGs written beside it)")
     p.set_defaults(func=_cmd_report)

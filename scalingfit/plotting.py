@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["plot_trend", "plot_families", "plot_slope_distribution", "plot_influence",
-           "plot_power", "influence_table", "power_table", "slope_draws"]
+           "plot_power", "influence_table", "power_table", "power_entry", "slope_draws"]
 
 U_SHAPES = ("u_shaped", "inverted_u")
 CURVE_NAMES = ("linear", "quadratic", "two_lines", "posterior")
 _CURVE_WORDS = {"linear": "linear fit", "quadratic": "quadratic fit", "two_lines": "two lines",
-                "posterior": "posterior mean"}
+                "posterior": "posterior median"}
 
 
 # ---------------------------------------------------------------------------- small helpers
@@ -55,9 +55,14 @@ def y_label(result) -> str:
     return f"{metric} ({better} is better)"
 
 
-def slope_unit(result) -> str:
-    """Units of a slope: '<metric> per 10x parameters'."""
-    return f"{result.meta.get('metric') or 'score'} per 10\u00d7 {x_label(result)}"
+def slope_unit(result, times: str = "\u00d7") -> str:
+    """Units of a slope: '<metric> per 10\u00d7 parameters' (``times='x'`` for plain text)."""
+    return f"{result.meta.get('metric') or 'score'} per 10{times} {x_label(result)}"
+
+
+def curvature_unit(result) -> str:
+    """Units of a quadratic coefficient in log10(x): '<metric> per decade\u00b2 of parameters'."""
+    return f"{result.meta.get('metric') or 'score'} per decade\u00b2 of {x_label(result)}"
 
 
 def _finite(v) -> bool:
@@ -158,6 +163,15 @@ def _draw_turning_point(ax, row, color="0.2"):
 
 
 # ---------------------------------------------------------------------------- trend
+def _trend_curve(result, family):
+    """Curve of ``family`` in the main plot: the posterior curve of a Bayesian result, else the
+    curve of the *pooled* verdict (two lines for U types, linear otherwise), else linear."""
+    for name in ("posterior", "two_lines" if result.shape in U_SHAPES else "linear", "linear"):
+        if verdict_curve(result, family, name) is not None:
+            return name
+    return None
+
+
 def plot_trend(result, ax=None, *, families=None, curve="auto", band=True, chance=None,
                turning_point=True, dodge=0.015, legend=True, palette=None, title=None):
     """Score against model size (log x), per family, with the fitted curve of the verdict.
@@ -169,11 +183,13 @@ def plot_trend(result, ax=None, *, families=None, curve="auto", band=True, chanc
         Axes to draw on (default: a new figure).
     families : list of str, optional
         Families to draw (default: all).
-    curve : {'auto', 'linear', 'quadratic', 'two_lines', None}
-        Fitted curve per family: ``'auto'`` draws two lines for U-type pooled verdicts and the
-        linear fit otherwise; None draws no curve.
+    curve : {'auto', 'linear', 'quadratic', 'two_lines', 'posterior', None}
+        Fitted curve per family: ``'auto'`` draws the posterior median curve of a Bayesian
+        result (``method='bayes'``), else two lines for U-type pooled verdicts and the linear
+        fit otherwise; None draws no curve.
     band : bool
-        Shade the pointwise confidence band of the curve.
+        Shade the pointwise band of the curve (confidence band, or credible band for the
+        posterior curve).
     chance : float or False, optional
         Chance level (default: ``result.meta['chance']`` when known); False hides it.
     turning_point : bool
@@ -196,11 +212,7 @@ def plot_trend(result, ax=None, *, families=None, curve="auto", band=True, chanc
     for i, fam in enumerate(fams):
         models = result.models[result.models["family"] == fam]
         _draw_models(ax, models, colors[fam], fam, dodge * (i - (k - 1) / 2))
-        want = ("two_lines" if result.shape in U_SHAPES else "linear") if curve == "auto" \
-            else curve
-        name = verdict_curve(result, fam, want)
-        if name is None and curve == "auto":
-            name = verdict_curve(result, fam, "linear")
+        name = _trend_curve(result, fam) if curve == "auto" else verdict_curve(result, fam, curve)
         if name is not None:
             _draw_curve(ax, result, fam, name, colors[fam], band)
     _draw_chance(ax, result, chance)
@@ -419,11 +431,33 @@ def influence_table(result):
                        _INFLUENCE_ALIASES, ("dropped", "shape"))
 
 
+def power_entry(result) -> dict:
+    """The power analysis of the main label (``result.meta['noise']['power'][main_label]``):
+    ``kind`` ('slope', or 'curvature' for U-type claims), the observed ``effect`` it is computed
+    at, ``target`` power and the ``table``; empty when the result carries none."""
+    noise = result.meta.get("noise") or {}
+    power = noise.get("power")
+    if not isinstance(power, dict):
+        return {}
+    main = noise.get("main_label", "pooled")
+    entry = power.get(main)
+    if not isinstance(entry, dict) and len(power) == 1:
+        entry = next(iter(power.values()))
+    return dict(entry) if isinstance(entry, dict) else {}
+
+
 def power_table(result):
     """Examples needed for 80% power against effect size (from :mod:`scalingfit.noise`), or None.
 
-    Columns: ``effect`` (slope per decade) and ``n_examples``; ``power`` when given.
+    Columns: ``effect`` (slope per decade, or quadratic coefficient per decade\u00b2 when
+    :func:`power_entry` has ``kind='curvature'``) and ``n_examples``; ``power`` when given.
+    The main label's table is used when present.
     """
+    entry = power_entry(result)
+    if entry.get("table"):
+        got = _canonical(entry["table"], _POWER_ALIASES, ("effect", "n_examples"))
+        if got is not None:
+            return got
     return _find_table(result, "power", ("power",), _POWER_ALIASES, ("effect", "n_examples"))
 
 
@@ -474,10 +508,22 @@ def plot_influence(result, ax=None, *, table=None):
     return ax
 
 
-def plot_power(result, ax=None, *, table=None, target=0.8):
-    """Examples per model needed to detect a slope of each size (power ``target``).
+def plot_power(result, ax=None, *, table=None, target=None, kind=None):
+    """Examples per model needed to detect an effect of each size (power ``target``).
 
-    The observed pooled slope and the current number of examples are marked.
+    The effect is the slope per decade, or for U-type claims the curvature (quadratic
+    coefficient per decade\u00b2) that the U-shape test needs, as in ``kind`` of
+    :func:`power_entry`. The observed effect the power analysis was computed at (the pooled
+    slope, or the observed curvature) and the current number of examples are marked.
+
+    Parameters
+    ----------
+    table : DataFrame, optional
+        Power table (default: :func:`power_table`).
+    target : float, optional
+        Power level of the table (default: the power analysis's, else 0.8).
+    kind : {'slope', 'curvature'}, optional
+        What the effect is (default: the power analysis's, else 'slope').
 
     Raises
     ------
@@ -489,14 +535,22 @@ def plot_power(result, ax=None, *, table=None, target=0.8):
     if tab is None:
         raise ValueError("result holds no power table (examples needed against effect size "
                          "come from scalingfit.noise); update scalingfit or pass table=.")
+    entry = power_entry(result)
+    kind = kind or entry.get("kind") or "slope"
+    if kind not in ("slope", "curvature"):
+        raise ValueError(f"kind must be 'slope' or 'curvature'; got {kind!r}")
+    target = target if target is not None else entry.get("target", 0.8)
     ax = _axes(ax)
     tab = tab.assign(effect=np.abs(tab["effect"].astype(float))).sort_values("effect")
     (line,) = ax.plot(tab["effect"], tab["n_examples"].astype(float), "-o", ms=3, lw=2,
                       color="#4c72b0", label=f"examples for {target:.0%} power")
     line.set_gid("power")
-    if _finite(result.pooled.get("slope")):
-        obs = ax.axvline(abs(float(result.pooled["slope"])), color="#c44e52", ls="--", lw=1.2,
-                         label="observed |slope|")
+    observed = entry.get("effect") if entry.get("kind", "slope") == kind else None
+    if not _finite(observed) and kind == "slope":
+        observed = result.pooled.get("slope")
+    if _finite(observed):
+        obs = ax.axvline(abs(float(observed)), color="#c44e52", ls="--", lw=1.2,
+                         label=f"observed |{kind}|")
         obs.set_gid("observed_effect")
     if _finite(result.meta.get("n_examples")):
         cur = ax.axhline(float(result.meta["n_examples"]), color="0.4", ls=":", lw=1.2,
@@ -504,9 +558,11 @@ def plot_power(result, ax=None, *, table=None, target=0.8):
         cur.set_gid("current_n")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel(f"|slope| ({slope_unit(result)})")
+    unit = slope_unit(result) if kind == "slope" else curvature_unit(result)
+    ax.set_xlabel(f"|{kind}| ({unit})")
     ax.set_ylabel("examples per model")
-    ax.set_title("Power: examples needed against effect size", fontsize="medium")
+    ax.set_title(f"Power: examples needed against the {kind}"
+                 + (" (U-shape test)" if kind == "curvature" else ""), fontsize="medium")
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize="small", frameon=False)
     return ax

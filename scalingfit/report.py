@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["render", "verdict_sentence"]
+__all__ = ["render", "verdict_sentence", "slope_words"]
 
 _SHAPE_WORDS = {
     "positive": "larger models do better (positive scaling)",
@@ -25,6 +25,14 @@ def _fmt(v, digits=3):
     return str(v)
 
 
+def slope_words(result) -> str:
+    """Units of a slope in running text: '<metric> per 10x parameters' (or training FLOPs).
+
+    The same words in the verdict sentence, the text report and the criterion lights."""
+    x = "parameters" if result.meta.get("x", "n_params") == "n_params" else "training FLOPs"
+    return f"{result.meta.get('metric') or 'score'} per 10x {x}"
+
+
 def verdict_sentence(result) -> str:
     """One sentence: the pooled verdict with its evidence.
 
@@ -38,7 +46,7 @@ def verdict_sentence(result) -> str:
     x = "parameters" if result.meta["x"] == "n_params" else "training FLOPs"
     core = f"{_SHAPE_WORDS[result.shape]}"
     if result.shape in ("positive", "inverse"):
-        core += (f": slope {_fmt(p['slope'])} score per 10x {x} "
+        core += (f": slope {_fmt(p['slope'])} {slope_words(result)} "
                  f"[{_fmt(p['ci_lower'])}, {_fmt(p['ci_upper'])}], p = {_fmt(p['p_value'])}")
     elif result.shape in ("u_shaped", "inverted_u"):
         key = "p_u_shaped" if result.shape == "u_shaped" else "p_inverted_u"
@@ -58,13 +66,12 @@ _PROB_COLUMN = {"positive": "p_positive", "inverse": "p_inverse", "u_shaped": "p
 def _bayes_sentence(result) -> str:
     """The verdict with posterior probabilities (pooled, and for a new family when known)."""
     p = result.pooled
-    x = "parameters" if result.meta["x"] == "n_params" else "training FLOPs"
     level = _fmt(100 * result.meta["confidence_level"])
     probs = {s: p.get(c) for s, c in _PROB_COLUMN.items()}
     best = max(probs, key=lambda s: -1.0 if not np.isfinite(_num(probs[s])) else probs[s])
     shown = result.shape if result.shape in probs else best
     core = (f"{_SHAPE_WORDS[result.shape]}: posterior P({shown}) = {_fmt(probs[shown])}; slope "
-            f"{_fmt(p['slope'])} score per 10x {x}, {level}% credible interval "
+            f"{_fmt(p['slope'])} {slope_words(result)}, {level}% credible interval "
             f"[{_fmt(p['ci_lower'])}, {_fmt(p['ci_upper'])}]")
     new = p.get(f"p_new_{shown}")
     if np.isfinite(_num(new)):
@@ -122,9 +129,7 @@ def _criteria_lines(result) -> list:
         rows = st[st["family"] == main].set_index("quantity")
         if "slope_per_decade" in rows.index:
             r = rows.loc["slope_per_decade"]
-            x = "parameters" if result.meta["x"] == "n_params" else "training FLOPs"
-            text = (f"Strength ({main}): {_fmt(r['estimate'])} "
-                    f"{result.meta.get('metric') or 'score'} per 10x {x} "
+            text = (f"Strength ({main}): {_fmt(r['estimate'])} {slope_words(result)} "
                     f"[{_fmt(r['ci_lower'])}, {_fmt(r['ci_upper'])}]")
             if "change_smallest_to_largest" in rows.index:
                 c = rows.loc["change_smallest_to_largest"]
@@ -177,9 +182,12 @@ def _selection_lines(result) -> list:
     sel = result.selection
     if sel is None or not len(sel):
         return []
+    # the bootstrap engine ranks by AICc; the Bayesian one (compare=True) by grouped LOO elpd
+    by_loo = "aicc" not in sel.columns
     parts = []
     for fam, rows in sel.groupby("family", sort=False):
-        best = rows.loc[rows["aicc"].idxmin()]
+        best = rows.loc[rows["elpd_loo"].idxmax() if by_loo else rows["aicc"].idxmin()]
         parts.append(f"{fam} {best['curve']} (weight {_fmt(best['weight'], 2)})")
-    return ["", "Best curve form by AICc (a fit, not a verdict: a quadratic may be monotone "
-                "over the observed range): " + "; ".join(parts) + "."]
+    criterion = "grouped LOO (leave one model out)" if by_loo else "AICc"
+    return ["", f"Best curve form by {criterion} (a fit, not a verdict: a quadratic may be "
+                "monotone over the observed range): " + "; ".join(parts) + "."]

@@ -225,3 +225,67 @@ def test_noise_tables_are_found_in_meta_noise(result):
     assert list(power["effect"]) == [0.01, 0.1] and list(power["n_examples"]) == [4000, 40]
     ax = plotting.plot_influence(res)
     assert "1 of 2 change it" in ax.get_title()
+
+
+# ------------------------------------------------------------------ noise plots from real fits
+def _power_line_data(tab_records):
+    tab = pd.DataFrame(tab_records)
+    tab = tab.assign(effect=tab["effect"].abs()).sort_values("effect")
+    return tab["effect"].to_numpy(dtype=float), tab["n_examples"].astype(float).to_numpy()
+
+
+def test_power_plot_of_a_u_shape_is_about_curvature(u_result):
+    noise = u_result.meta["noise"]
+    entry = noise["power"][noise["main_label"]]
+    assert entry["kind"] == "curvature" and entry["table"]
+    ax = plotting.plot_power(u_result)
+    (line,) = _by_gid(ax, "power")
+    x, y = _power_line_data(entry["table"])
+    np.testing.assert_array_equal(line.get_xdata(), x)
+    np.testing.assert_array_equal(line.get_ydata(), y)
+    # the marked effect is the observed curvature the power was computed at, not the slope
+    (obs,) = _by_gid(ax, "observed_effect")
+    assert obs.get_xdata()[0] == abs(entry["effect"])
+    assert not np.isclose(obs.get_xdata()[0], abs(u_result.pooled["slope"]))
+    assert obs.get_label() == "observed |curvature|"
+    assert ax.get_xlabel() == "|curvature| (accuracy per decade\u00b2 of parameters)"
+    assert "slope" not in ax.get_xlabel() and "curvature" in ax.get_title()
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["examples for 80% power", "observed |curvature|", "examples now"]
+
+
+def test_power_plot_of_a_monotone_claim_is_about_the_slope(result):
+    noise = result.meta["noise"]
+    entry = noise["power"][noise["main_label"]]
+    assert entry["kind"] == "slope"
+    ax = plotting.plot_power(result)
+    (line,) = _by_gid(ax, "power")
+    x, y = _power_line_data(entry["table"])
+    np.testing.assert_array_equal(line.get_xdata(), x)
+    np.testing.assert_array_equal(line.get_ydata(), y)
+    (obs,) = _by_gid(ax, "observed_effect")
+    assert obs.get_xdata()[0] == abs(entry["effect"]) == abs(result.pooled["slope"])
+    assert ax.get_xlabel() == "|slope| (accuracy per 10\u00d7 parameters)"
+    (cur,) = _by_gid(ax, "current_n")
+    assert cur.get_ydata()[0] == result.meta["n_examples"]
+
+
+@pytest.mark.parametrize("which", ["result", "u_result"])
+def test_influence_plot_draws_the_noise_leave_one_out_fits(which, request):
+    res = request.getfixturevalue(which)
+    records = res.meta["noise"]["influence"]
+    assert len(records) == len(res.models)
+    ax = plotting.plot_influence(res)
+    changed = np.array([r["shape"] != res.shape for r in records])
+    slopes = np.array([r["slope"] for r in records])
+    y = np.arange(len(records))[::-1]
+    drawn = {}
+    for line in _by_gid(ax, "influence"):
+        for xv, yv in zip(line.get_xdata(), line.get_ydata()):
+            drawn[int(yv)] = float(xv)
+    assert sorted(drawn) == sorted(y)
+    np.testing.assert_array_equal([drawn[int(v)] for v in y], slopes)
+    ticks = {round(t.get_position()[1]): t.get_text() for t in ax.get_yticklabels()}
+    assert [ticks[int(v)] for v in y] == [f"- {r['dropped']}" for r in records]
+    assert f"({int(changed.sum())} of {len(records)} change it)" in ax.get_title()
+    assert res.shape in ax.get_title()

@@ -9,6 +9,7 @@ import io
 import shlex
 import warnings
 from html.parser import HTMLParser
+from pathlib import Path
 
 import matplotlib
 
@@ -22,17 +23,13 @@ from statsmodels.stats.multitest import multipletests  # noqa: E402
 
 from scalingfit import (DataValidationError, StatisticalWarning, fit_trend,  # noqa: E402
                         load_results)
+from scalingfit.claims import check_claim  # noqa: E402
 from scalingfit.cli import main  # noqa: E402
-from scalingfit.criteria_report import (CRITERIA, assess_criteria, claim_p_value,  # noqa: E402
-                                        render_document, report_tasks)
+from scalingfit.criteria_report import (CRITERIA, _call_options, assess_criteria,  # noqa: E402
+                                        claim_p_value, render_document, report_tasks)
 from scalingfit.simulate import simulate_results  # noqa: E402
 
 N_BOOT = 200
-try:
-    import scalingfit.claims  # noqa: F401
-    HAVE_CLAIMS = True
-except ImportError:
-    HAVE_CLAIMS = False
 SYNTH = "data/synthetic_families.csv"
 
 
@@ -122,6 +119,40 @@ def page(result, table, tmp_path_factory):
 @pytest.fixture(scope="module")
 def dom(page):
     return parse(page)
+
+
+@pytest.fixture(scope="module")
+def check(table):
+    """check_claim with the options the report passes (the result's level, replicates, seed)."""
+    return _quiet(check_claim, table, "inverse", alpha=0.05, n_boot=N_BOOT, rng=0)
+
+
+@pytest.fixture(scope="module")
+def bayes(table):
+    """A small Bayesian fit (2 chains x 300 draws; ~20-60 s), shared by the Bayes tests."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fit_trend(table, method="bayes", rng=0, draws=300, tune=300, chains=2,
+                         n_boot=N_BOOT)
+
+
+@pytest.fixture(scope="module")
+def bayes_dom(bayes, table):
+    return parse(_quiet(render_document, bayes, claim="inverse", data=table, source=SYNTH))
+
+
+def _lights(dom, prefix=""):
+    (t,) = dom.find_all("table", id=f"{prefix}criteria")
+    return {r.attrs["data-criterion"]: r for r in t.find_all("tr")}
+
+
+def _reason(row):
+    return row.find_all("td")[3].all_text()
+
+
+def _span_numbers(dom):
+    return [(n.attrs["data-field"], n.attrs["data-value"])
+            for n in dom.find_all("span", **{"class": "num"})]
 
 
 # ------------------------------------------------------------------ self-contained HTML
@@ -257,7 +288,75 @@ def test_diagnostic_notes_are_numbered_in_order(dom, result):
     (ol,) = dom.find_all("ol", **{"class": "notes"})
     items = ol.find_all("li")
     assert [li.attrs["data-code"] for li in items] == list(result.diagnostics["code"])
-    assert [li.all_text().endswith(msg) for li, msg in zip(items, result.diagnostics["message"])]
+    assert len(items) == len(result.diagnostics) > 0
+    assert all(li.all_text().endswith(msg) for li, msg in zip(items, result.diagnostics["message"]))
+
+
+def _assert_table_equals(dom, table_id, df):
+    """Every cell of the HTML table ``table_id`` holds the value (data-value, full precision)
+    and the rounded text of the same cell of ``df``."""
+    rows = _table_rows(dom, table_id)
+    assert len(rows) == len(df) > 0
+    for row, (_, exp) in zip(rows, df.iterrows()):
+        cells = {c.attrs["data-col"]: c for c in row.find_all("td")}
+        assert set(cells) == {c for c in df.columns if c != "details"}
+        for col, cell in cells.items():
+            want, value = exp[col], cell.attrs["data-value"]
+            if isinstance(want, (bool, np.bool_)):
+                assert value == str(bool(want))
+            elif isinstance(want, (float, np.floating)):
+                np.testing.assert_equal(float(value), float(want))
+                if np.isfinite(want):
+                    assert cell.all_text() == fmt(want, 2 if str(col).startswith("p_") else 3)
+            else:
+                assert value == str(want)
+
+
+def test_strength_generality_and_checks_tables_equal_the_result(dom, result, check):
+    _assert_table_equals(dom, "strength", result.strength)
+    _assert_table_equals(dom, "generality", result.generality)
+    _assert_table_equals(dom, "checks", check.checks)
+    # the strength table is scalingfit.noise's: its pooled slope is the pooled slope
+    st = result.strength.set_index(["family", "quantity"])
+    assert st.loc[("pooled", "slope_per_decade"), "estimate"] == result.pooled["slope"]
+
+
+def test_criterion_reasons_quote_the_result_numbers(dom, result, check):
+    p, lights = result.pooled, _lights(dom)
+    pc = max(p["p_gate"], p["p_value"])
+    assert _reason(lights["trend_strength"]) == (
+        f"pooled slope {fmt(p['slope'])} accuracy per 10x parameters [{fmt(p['ci_lower'])}, "
+        f"{fmt(p['ci_upper'])}], change over the range {fmt(p['total_change'])}, p of the "
+        f"claim = {fmt(pc, 2)}.")
+    holm = multipletests([claim_p_value(r, "inverse") for r in
+                          result.families.to_dict(orient="records")], method="holm")[1]
+    k, same = int((holm <= result.meta["alpha"]).sum()), int((result.families["slope"] < 0).sum())
+    assert _reason(lights["generality"]) == (
+        f"{k} of 3 families show inverse after Holm correction; {same} of 3 point in the "
+        "claimed direction.")
+    failed = list(check.checks.loc[~check.checks["passed"].astype(bool), "check"])
+    assert _reason(lights["noise"]) == (
+        f"the inverse claim {'survives' if check.survives else 'does not survive'} "
+        f"(p = {fmt(check.p_value, 2)})" + (f"; failed checks: {', '.join(failed)}"
+                                             if failed else "") + ".")
+    assert _reason(lights["coverage"]) == (
+        "no subtask or variant column, so agreement across prompt variants is untested; "
+        f"{result.meta['n_examples']} examples per model; seed {result.meta['seed']} recorded.")
+    for key, row in lights.items():  # each section opens with its light's reason
+        (sec,) = dom.find_all("section", data_criterion=key)
+        assert sec.find_all("p")[0].all_text() == _reason(row)
+
+
+def test_verdict_sentence_and_lights_use_the_same_slope_units(dom, result):
+    unit = "accuracy per 10x parameters"
+    (verdict,) = dom.find_all("div", **{"class": "verdict"})
+    assert f"slope {fmt(result.pooled['slope'])} {unit} [" in verdict.all_text()
+    assert f"{fmt(result.pooled['slope'])} {unit} [" in _reason(_lights(dom)["trend_strength"])
+    text = result.report("text")
+    verdict_line = next(line for line in text.splitlines() if line.startswith("Verdict:"))
+    strength_line = next(line for line in text.splitlines() if line.startswith("Strength"))
+    assert unit in verdict_line and unit in strength_line
+    assert "score per" not in text and "score per" not in verdict.all_text()
 
 
 # ------------------------------------------------------------------ reproducibility
@@ -281,6 +380,42 @@ def test_reproducibility_section_and_its_command_reproduce_the_numbers(dom, resu
     key = lambda d: [(n.attrs["data-field"], n.attrs["data-value"])
                      for n in d.find_all("span", **{"class": "num"})]
     assert key(again) == key(dom)
+
+
+def test_cli_chance_and_input_format_are_in_the_reproducing_command(tmp_path):
+    src = tmp_path / "results.dat"  # a CSV without the suffix: needs --format csv
+    src.write_bytes(Path(SYNTH).read_bytes())
+    out = tmp_path / "c.html"
+    argv = ["report", str(src), "--format", "csv", "--chance", "0.5", "--seed", "0",
+            "--n-boot", str(N_BOOT), "--claim", "inverse", "-o", str(out)]
+    assert _quiet(main, argv) == 0
+    dom = parse(out.read_text(encoding="utf-8"))
+    (sec,) = dom.find_all("section", id="reproducibility")
+    py, cli = [c.all_text() for c in sec.find_all("code")]
+    words = shlex.split(cli)
+    assert words[words.index("--format") + 1] == "csv"
+    assert float(words[words.index("--chance") + 1]) == 0.5
+    assert f"load_results({str(src)!r}, task='synthetic-inverse', format='csv')" in py
+    assert "chance=0.5" in py
+    cells = {r.find_all("td")[0].all_text(): r.find_all("td")[1].all_text()
+             for r in _table_rows(dom, "versions")}
+    assert cells["chance level"] == "0.5"
+    res = _quiet(fit_trend, load_results(src, format="csv"), n_boot=N_BOOT, rng=0, chance=0.5)
+    assert res.meta["chance"] == 0.5
+    notes = [li.attrs["data-code"] for li in dom.find_all("li")]
+    assert notes == list(res.diagnostics["code"])
+    # the printed command and the printed Python call reproduce the report
+    words[-1] = str(tmp_path / "again.html")
+    assert _quiet(main, words[1:]) == 0
+    again = parse((tmp_path / "again.html").read_text(encoding="utf-8"))
+    assert _span_numbers(again) == _span_numbers(dom)
+    assert [li.attrs["data-code"] for li in again.find_all("li")] == notes
+    _quiet(exec, py.replace(repr(str(out)), repr(str(tmp_path / "py.html"))), {})
+    by_py = parse((tmp_path / "py.html").read_text(encoding="utf-8"))
+    assert _span_numbers(by_py) == _span_numbers(dom)
+    (row,) = [r for r in _table_rows(by_py, "versions")
+              if r.find_all("td")[0].all_text() == "chance level"]
+    assert row.find_all("td")[1].all_text() == "0.5"
 
 
 # ------------------------------------------------------------------ criteria logic
@@ -354,7 +489,8 @@ def test_report_tasks_summary_with_holm_and_bh(tmp_path):
     rows = _table_rows(dom, "summary")
     by_task = {r.attrs["data-key"]: {c.attrs["data-col"]: c for c in r.find_all("td")}
                for r in rows}
-    assert list(by_task) == list(pd.unique(pd.read_csv("data/opt_isp_round1.csv")["task"]))
+    raw = pd.read_csv("data/opt_isp_round1.csv")
+    assert list(by_task) == list(pd.unique(raw["task"]))
     assert by_task["redefine-math"]["verdict"].all_text() == "not fitted"
     assert "at least 3 models" in by_task["redefine-math"]["why"].all_text()
     fitted = [t for t in by_task if t != "redefine-math"]
@@ -371,11 +507,122 @@ def test_report_tasks_summary_with_holm_and_bh(tmp_path):
         res = _quiet(fit_trend, "data/opt_isp_round1.csv", task=t, n_boot=N_BOOT, rng=0)
         assert by_task[t]["verdict"].all_text() == res.shape
         assert float(by_task[t]["slope"].attrs["data-value"]) == res.pooled["slope"]
-        if not HAVE_CLAIMS:
-            assert float(by_task[t]["p"].attrs["data-value"]) == claim_p_value(res.pooled,
-                                                                               "inverse")
+        # the summary p is check_claim's (gate, shape test and null calibration together)
+        sub = raw[raw["task"] == t]
+        check = _quiet(check_claim, sub, "inverse", alpha=0.05, n_boot=N_BOOT, rng=0)
+        assert float(by_task[t]["p"].attrs["data-value"]) == check.p_value
+        assert check.p_value >= claim_p_value(res.pooled, "inverse")
         sec = sections[f"{t} \u00b7 accuracy"]
         assert len(sec.find_all("tr", data_criterion="noise")) == 1
+
+
+def test_multi_task_report_has_a_power_plot_per_task():
+    raw = pd.read_csv("data/opt_isp_round1.csv")
+    two = raw[raw["task"].isin(["NeQA", "quote-repetition"])]
+    dom = parse(_quiet(report_tasks, two, claim="inverse", n_boot=N_BOOT, rng=0))
+    sections = dom.find_all("section", **{"class": "task"})
+    assert len(sections) == 2
+    for i, sec in enumerate(sections):
+        (noise,) = sec.find_all("section", data_criterion="noise")
+        (fig,) = noise.find_all("figure", id=f"fig-t{i}-power")
+        src = fig.find_all("img")[0].attrs["src"]
+        arr = mpimg.imread(io.BytesIO(base64.b64decode(src.split(",", 1)[1])), format="png")
+        assert arr.ndim == 3
+        assert "power" in fig.find_all("figcaption")[0].all_text()
+
+
+# ------------------------------------------------------------------ Bayesian results
+@pytest.mark.slow
+def test_bayes_trend_plot_draws_the_posterior_curve_and_band(bayes):
+    import matplotlib.pyplot as plt
+
+    from scalingfit import plotting
+
+    ax = plotting.plot_trend(bayes)
+    try:
+        for fam in bayes.families["family"]:
+            c = bayes.curves[(bayes.curves["family"] == fam)
+                             & (bayes.curves["curve"] == "posterior")].sort_values("x")
+            assert len(c)
+            (line,) = [a for a in ax.get_children() if a.get_gid() == f"curve:{fam}:posterior"]
+            np.testing.assert_array_equal(line.get_xdata(), c["x"].to_numpy())
+            np.testing.assert_array_equal(line.get_ydata(), c["fitted"].to_numpy())
+            assert [a for a in ax.get_children() if a.get_gid() == f"band:{fam}:posterior"]
+            assert not [a for a in ax.get_children() if a.get_gid() == f"curve:{fam}:linear"]
+    finally:
+        plt.close("all")
+
+
+@pytest.mark.slow
+def test_bayes_lights_use_the_posterior_probability(bayes, bayes_dom, check):
+    p, thr = bayes.pooled, bayes.meta["bayes"]["decision_threshold"]
+    lights = _lights(bayes_dom)
+    assert _reason(lights["trend_strength"]) == (
+        f"posterior P(inverse) = {fmt(p['p_inverse'])} (a verdict needs >= {fmt(thr)}); "
+        f"pooled slope {fmt(p['slope'])} accuracy per 10x parameters, 95% credible interval "
+        f"[{fmt(p['ci_lower'])}, {fmt(p['ci_upper'])}], change over the range "
+        f"{fmt(p['total_change'])}.")
+    assert lights["trend_strength"].attrs["data-status"] == (
+        "pass" if p["p_inverse"] >= thr and bayes.shape == "inverse" else "warn")
+    fam = bayes.families
+    k = int((fam["p_inverse"] >= thr).sum())
+    assert _reason(lights["generality"]) == (
+        f"{k} of 3 families have posterior P(inverse) >= {fmt(thr)}; 3 of 3 point in the "
+        f"claimed direction; P(a new family shows inverse) = {fmt(p['p_new_inverse'])}.")
+    rows = _table_rows(bayes_dom, "claim_families")
+    got = [float(r.find_all("td", data_col="p_posterior")[0].attrs["data-value"]) for r in rows]
+    assert got == list(fam["p_inverse"])
+    # the noise checks are check_claim's (bootstrap engine), said so in the reason
+    assert _reason(lights["noise"]).startswith(
+        f"the inverse claim {'survives' if check.survives else 'does not survive'} "
+        f"(p = {fmt(check.p_value, 2)}; scalingfit.claims checks with the bootstrap engine)")
+    # the figure caption names the posterior curve
+    (fig,) = bayes_dom.find_all("figure", id="fig-trend")
+    assert "posterior median curve" in fig.find_all("figcaption")[0].all_text()
+    # a claim the posterior rules out fails, quoting its posterior probability
+    crit = {c.key: c for c in assess_criteria(bayes, "positive")}
+    assert crit["trend_strength"].status == "fail"
+    assert crit["trend_strength"].reason.startswith(
+        f"posterior P(positive) = {fmt(p['p_positive'])} (a verdict needs >= {fmt(thr)})")
+
+
+@pytest.mark.slow
+def test_bayes_options_are_in_the_reproducing_call(bayes, bayes_dom):
+    opts = _call_options(bayes.meta)
+    assert {k: opts[k] for k in ("method", "draws", "tune", "chains", "rng")} == {
+        "method": "bayes", "draws": 300, "tune": 300, "chains": 2, "rng": 0}
+    (sec,) = bayes_dom.find_all("section", id="reproducibility")
+    py, cli = [c.all_text() for c in sec.find_all("code")]
+    assert "method='bayes', n_boot=200, draws=300, tune=300, chains=2, rng=0)" in py
+    assert "--method bayes" in cli and "--seed 0" in cli
+    assert "Options without a CLI flag (draws, tune, chains)" in sec.all_text()
+
+
+# ------------------------------------------------------------------ the committed example
+def test_committed_example_report_has_every_plot_and_its_screenshot():
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    text = (docs / "example_report.html").read_text(encoding="utf-8")
+    dom = parse(text)
+    figs = {f.attrs["id"]: f for f in dom.find_all("figure")}
+    assert set(figs) == {"fig-trend", "fig-families", "fig-slopes", "fig-influence",
+                         "fig-power"}
+    for fig in figs.values():
+        (img,) = fig.find_all("img")
+        arr = mpimg.imread(io.BytesIO(base64.b64decode(img.attrs["src"].split(",", 1)[1])),
+                           format="png")
+        assert arr.ndim == 3 and min(arr.shape[:2]) > 100
+    # the noise plots sit in the noise section; no plot is replaced by an excuse
+    (noise,) = dom.find_all("section", data_criterion="noise")
+    assert {f.attrs["id"] for f in noise.find_all("figure")} == {"fig-influence", "fig-power"}
+    assert "plot not shown" not in text and "not installed" not in text
+    assert "://" not in text
+    assert [r.attrs["data-criterion"] for r in _lights(dom).values()] == list(CRITERIA)
+    (sec,) = dom.find_all("section", id="reproducibility")
+    assert sec.find_all("code")[1].all_text() == (
+        "scalingfit report data/synthetic_families.csv --task synthetic-inverse --seed 0 "
+        "--claim inverse -o docs/example_report.html")
+    top = mpimg.imread(docs / "example_report_top.png")
+    assert top.shape[:2] == (1600, 1280)
 
 
 # ------------------------------------------------------------------ CLI

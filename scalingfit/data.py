@@ -30,7 +30,7 @@ PROPORTION_METRICS = ("accuracy", "acc", "acc_norm", "exact_match", "em", "corre
                       "pass@1", "pass_at_1", "win_rate", "label_prob_coverage", "coverage")
 # a "neg_" prefix (neg_loss = -loss, as the runner writes for sequence_prob) means higher is better
 _LOWER_IS_BETTER = re.compile(
-    r"^(?!neg)(.*(loss|nll|error|perplexity|ppl|bpb|bits_per|brier)"
+    r"^(?!neg)(.*(loss|nll|error|perplexity|ppl|bpb|bits_per|brier).*"
     r"|(.*[_\-])?(ece|mse|rmse|mae|wer|cer)([_\-@].*)?)$", re.I)
 _MAX_LISTED = 5
 

@@ -238,7 +238,7 @@ def test_flops_as_x():
     ("accuracy", True), ("loss", False), ("neg_loss", True), ("val_nll", False),
     ("perplexity", False), ("wer", False), ("test_cer", False), ("mse", False),
     ("rmse_norm", False), ("ece", False), ("answer_rate", True), ("certainty", True),
-    ("exact_match", True)])
+    ("exact_match", True), ("error_rate", False), ("loss_per_token", False)])
 def test_direction_from_metric_name(metric, higher):
     df = aggregated().assign(score=[0.7, 0.6, 0.55, 0.5], se=0.01, metric=metric)
     assert load_results(df).attrs["scalingfit"]["higher_is_better"] is higher

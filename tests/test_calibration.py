@@ -30,14 +30,15 @@ def verdicts(shape, reps, seed0=0, **kw):
 
 FLAT_SETTINGS = [  # (models per family, families, model-level SD in logits)
     (4, 1, 0.2), (4, 3, 0.5), (6, 2, 0.2), (8, 1, 0.5), (8, 3, 0.2), (12, 1, 0.2),
+    (4, 4, 0.3),   # the calibration study's worst row: few models, many families pooled
 ]
 
 
 @pytest.mark.slow
 def test_false_positive_rate_under_flat_truth():
-    """Nominal alpha = 0.05. Pooled over 6 settings x 150 seeds (900 fits) the rate of any trend
-    verdict must be <= 6%: at a true 5% the SE of the pooled rate is 0.73 points, so 6% is 1.4
-    SE above nominal. Each single setting (150 fits, SE 1.8 points at 5%) must stay under 9.5%
+    """Nominal alpha = 0.05. Pooled over 7 settings x 150 seeds (1050 fits) the rate of any trend
+    verdict must be <= 6%: at a true 5% the SE of the pooled rate is 0.67 points, so 6% is 1.5
+    SE above nominal (measured 5.3% in the 4 x 4 cell). Each single setting (150 fits, SE 1.8 points at 5%) must stay under 9.5%
     (5% + 2.5 SE), which catches a setting that is badly anti-conservative."""
     rates = []
     for i, (m, f, sd) in enumerate(FLAT_SETTINGS):

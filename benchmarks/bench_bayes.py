@@ -9,7 +9,8 @@ Usage::
 For each model (default model-level on ``data/synthetic_families.csv``: 3 families x 8 models x
 400 examples; crossed on a simulated 3 x 8 x 500 set) and sampler it prints the first call in
 this process (compile + sampling + post-processing), the second call (compiled model cached),
-the divergences and max R-hat, and the ratio of each sampler's time to nutpie's, measured in the
+the divergences, max R-hat, min bulk/tail ESS, the target acceptance (each model's default) and
+the 1-minute load average, and the ratio of each sampler's time to nutpie's, measured in the
 same run. numpyro is timed too when installed (through ``pm.sample(nuts_sampler="numpyro")``).
 Figures and the command go into ``docs/bayes.md``.
 """
@@ -36,16 +37,18 @@ def _fit(data, model, sampler, seed, compare):
     wall = time.perf_counter() - t0
     b = r.meta["bayes"]
     return {"wall": wall, "compile": b["compile_s"], "sample": b["sample_s"],
-            "div": b["divergences"], "rhat": b["max_rhat"], "ess": b["min_ess_bulk"],
+            "div": b["divergences"], "rhat": b["max_rhat"],
+            "ess": min(b["min_ess_bulk"], b["min_ess_tail"]), "ta": b["target_accept"],
             "shape": r.shape}
 
 
 def _numpyro_time(data, model):
-    """PyMC model sampled by numpyro (no compile cache of ours; model-level only)."""
+    """The same PyMC model (model-level or crossed) sampled by numpyro through
+    ``pm.sample(nuts_sampler="numpyro")``; no compile cache of ours, so compile + sampling."""
     import pymc as pm
 
     from scalingfit import load_results
-    from scalingfit.bayes import _Crossed, _Design, _ModelLevel
+    from scalingfit.bayes import _Crossed, _default_target_accept, _Design, _ModelLevel
     from scalingfit.data import model_scores
 
     table = load_results(data)
@@ -59,7 +62,8 @@ def _numpyro_time(data, model):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             idata = pm.sample(1000, tune=1000, chains=4, nuts_sampler="numpyro",
-                              random_seed=1, progressbar=False, target_accept=0.95)
+                              random_seed=1, progressbar=False,
+                              target_accept=_default_target_accept(eng))
     return {"wall": time.perf_counter() - t0, "div": int(idata.sample_stats.diverging.sum())}
 
 
@@ -83,7 +87,8 @@ def main(argv=None):
     print(f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.2f}; 4 chains x 1000 draws "
           "(1000 warm-up), cores=2", flush=True)
     print(f"{'model':12} {'sampler':8} {'call':>4} {'wall_s':>7} {'compile_s':>9} "
-          f"{'sample_s':>8} {'div':>4} {'rhat':>6} {'ess':>6} shape", flush=True)
+          f"{'sample_s':>8} {'div':>4} {'rhat':>6} {'ess':>6} {'t_acc':>5} {'load':>5} shape "
+          "(ess: min bulk/tail over the monitored parameters)", flush=True)
     for model in args.models:
         first = {}
         for sampler in samplers:
@@ -92,7 +97,8 @@ def main(argv=None):
                 first.setdefault(sampler, res)
                 print(f"{model:12} {sampler:8} {call + 1:>4} {res['wall']:7.1f} "
                       f"{res['compile']:9.1f} {res['sample']:8.1f} {res['div']:>4} "
-                      f"{res['rhat']:6.3f} {res['ess']:6.0f} {res['shape']}", flush=True)
+                      f"{res['rhat']:6.3f} {res['ess']:6.0f} {res['ta']:5.2f} "
+                      f"{os.getloadavg()[0]:5.2f} {res['shape']}", flush=True)
         try:
             import numpyro  # noqa: F401
         except ImportError:

@@ -308,17 +308,19 @@ def _posterior_slopes(result) -> dict:
     if post is None:
         return {}
     names = [v for v in post.data_vars if "slope" in str(v).lower()]
-    if not names:
-        return {}
-    var = post[names[0]]
     fams = list(result.families["family"])
-    other = [d for d in var.dims if d not in ("chain", "draw")]
-    stacked = var.stack(sample=("chain", "draw")).transpose(*other, "sample").values
-    if not other:
-        return {"pooled": np.asarray(stacked, dtype=float).ravel()}
-    if len(other) == 1 and stacked.shape[0] == len(fams):
-        return {fam: np.asarray(stacked[i], dtype=float) for i, fam in enumerate(fams)}
-    return {}
+    out = {}
+    # the Bayesian engine stores 'slope' (chain, draw, family) and 'pooled_slope' (chain, draw)
+    for name in names:
+        var = post[name]
+        other = [d for d in var.dims if d not in ("chain", "draw")]
+        stacked = var.stack(sample=("chain", "draw")).transpose(*other, "sample").values
+        if not other:
+            if len(fams) > 1 or not out:
+                out["pooled"] = np.asarray(stacked, dtype=float).ravel()
+        elif len(other) == 1 and stacked.shape[0] == len(fams):
+            out.update({fam: np.asarray(stacked[i], dtype=float) for i, fam in enumerate(fams)})
+    return out
 
 
 def plot_slope_distribution(result, ax=None, *, families=None, pooled=True, bins=None,

@@ -11,16 +11,15 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import nutpie  # noqa: F401  (a core dependency: a missing nutpie must fail here, not skip)
+import pymc  # noqa: F401
 import pytest
 
-pytest.importorskip("pymc")
-pytest.importorskip("nutpie")
-
-from scalingfit import fit_trend  # noqa: E402
-from scalingfit.bayes import PRIORS, SHAPE_NAMES, classify_curves  # noqa: E402
-from scalingfit.cli import main  # noqa: E402
-from scalingfit.results import TrendResult  # noqa: E402
-from scalingfit.simulate import simulate_results  # noqa: E402
+from scalingfit import fit_trend
+from scalingfit.bayes import PRIORS, SHAPE_NAMES, classify_curves
+from scalingfit.cli import main
+from scalingfit.results import TrendResult
+from scalingfit.simulate import simulate_results
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "synthetic_families.csv"
 FAST = {"draws": 500, "tune": 500, "chains": 2}
@@ -105,6 +104,53 @@ def test_report_json_and_roundtrip(bayes_result):
         bayes_result.families["p_inverse"].tolist())
 
 
+def test_posterior_holds_the_slope_draws(bayes_result):
+    """``posterior['slope']`` (chain, draw, family) and ``posterior['pooled_slope']`` are the draws
+    behind the slope columns, so the slope-distribution plot shows the posterior, not the
+    bootstrap replicates."""
+    from scalingfit.plotting import slope_draws
+
+    r = bayes_result
+    post = r.posterior.posterior
+    assert post["slope"].dims == ("chain", "draw", "family")
+    assert list(post["slope"]["family"].values) == list(r.families["family"])
+    med = post["slope"].median(dim=("chain", "draw")).values
+    np.testing.assert_allclose(med, r.families["slope"].to_numpy(dtype=float), rtol=1e-12)
+    assert float(post["pooled_slope"].median()) == pytest.approx(r.pooled["slope"], rel=1e-12)
+    cl = r.meta["confidence_level"]
+    lo = post["slope"].quantile((1 - cl) / 2, dim=("chain", "draw")).values
+    np.testing.assert_allclose(lo, r.families["ci_lower"].to_numpy(dtype=float), rtol=1e-12)
+    draws = slope_draws(r)
+    n = post.sizes["chain"] * post.sizes["draw"]
+    assert set(r.families["family"]) <= set(draws)
+    assert all(len(draws[f]) == n for f in r.families["family"])
+    # the pooled histogram is drawn from the posterior too
+    np.testing.assert_array_equal(np.sort(draws["pooled"]),
+                                  np.sort(post["pooled_slope"].values.ravel()))
+
+
+def test_exact_refits_of_grouped_loo(monkeypatch):
+    """Force the exact-refit path (every model 'has' a high Pareto k): the refitted models are
+    counted in ``n_refits``, their elpd is finite and close to the PSIS value (Pareto k < 0.03
+    on these data, so PSIS is accurate there; refitting all 8 models moved the total elpd by
+    0.02 nats), and the models left over get the high-k warning."""
+    import scalingfit.bayes as bayes
+
+    df = simulate_results("inverse", n_models=8, n_examples=300, effect=1.0, model_sd=0.1,
+                          rng=41)
+    psis = _quiet_fit(df, method="bayes", rng=4, compare=True, **FAST)
+    monkeypatch.setattr(bayes, "_K_MAX", -np.inf)
+    exact = _quiet_fit(df, method="bayes", rng=4, compare=True, max_refits=2, **FAST)
+    sel = exact.selection.set_index(["family", "curve"])
+    ref = psis.selection.set_index(["family", "curve"])
+    assert (sel.loc["all", "n_refits"] == 2).all() and (ref["n_refits"] == 0).all()
+    assert np.isfinite(sel["elpd_loo"]).all()
+    diff = sel.loc["all", "elpd_loo"] - ref.loc["all", "elpd_loo"]
+    assert (diff.abs() < 0.5).all(), diff
+    assert "bayes_loo_high_k" in set(exact.diagnostics["code"])
+    assert "bayes_loo_high_k" not in set(psis.diagnostics["code"])
+
+
 def test_cli_fit_method_bayes(capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -174,18 +220,26 @@ def test_agrees_with_bootstrap_on_strong_signals():
 @pytest.mark.slow
 def test_slope_credible_interval_coverage():
     """90% credible intervals of the family slope cover the true slope at a rate consistent with
-    0.90: 50 seeded linear truths (identity link, known slope), accepted in
-    0.90 +- 3 binomial SE (SE = sqrt(0.9 * 0.1 / 50) = 0.042), i.e. [0.77, 1]."""
+    0.90: 150 seeded linear truths (identity link, known slope), accepted in 0.90 +- 3 binomial
+    SE (SE = sqrt(0.9 * 0.1 / 150) = 0.024), i.e. [0.826, 0.974]; measured 135/150 = 0.900
+    (docs/bayes.md). 150 sets rather than 50 so that the upper bound can fail: with 50 it is
+    0.90 + 0.13 > 1 and over-coverage would pass unseen.
+
+    ``item_sd=0.5`` keeps every example's probability inside [0, 1] over the whole range
+    (example rates ~ N(0.6, 0.1), the curve +- 0.075). With the default ``item_sd=1`` (rates
+    ~ N(0.6, 0.2)) ~6% of the examples hit the clip at 0 or 1 somewhere in the range, the mean score
+    changes by less than ``true_slope``, and both engines "miss" the stated truth more often
+    (measured: Bayes 128/150 = 0.853, bootstrap 129/150 = 0.86)."""
     hits = []
-    for s in range(50):
+    for s in range(150):
         truth = ("inverse", "positive", "flat")[s % 3]
         df = simulate_results(truth, n_models=8, n_examples=300, effect=0.15, model_sd=0.02,
-                              link="identity", rng=2000 + s)
+                              item_sd=0.5, link="identity", rng=2000 + s)
         r = _quiet_fit(df, method="bayes", rng=s, n_boot=200, confidence_level=0.90, **FAST)
         row = r.families.iloc[0]
         hits.append(row["ci_lower"] <= df.attrs["true_slope"] <= row["ci_upper"])
-    rate = float(np.mean(hits))
-    assert 0.90 - 3 * np.sqrt(0.09 / 50) <= rate, rate
+    rate, se = float(np.mean(hits)), np.sqrt(0.9 * 0.1 / len(hits))
+    assert 0.90 - 3 * se <= rate <= 0.90 + 3 * se, rate
 
 
 @pytest.mark.slow
@@ -195,3 +249,33 @@ def test_crossed_model_runs_on_per_example_data():
     assert r.meta["bayes"]["model"] == "crossed" and r.meta["bayes"]["likelihood"] == "bernoulli"
     assert r.families["p_inverse"].iloc[0] > 0.5
     np.testing.assert_allclose(r.families[P_COLS].sum(axis=1), 1.0)
+
+
+@pytest.mark.slow
+def test_crossed_model_on_several_families_converges_and_compares():
+    """Crossed model, 3 families x 6 models x 200 examples, compare=True: R-hat <= 1.01, no
+    divergence, every family and the pooled curve called inverse, and a grouped-LOO table with
+    both forms, finite elpd, pseudo-BMA weights summing to 1, no Pareto k above 0.7 (the
+    example effects are integrated out of each model's LOO term; measured max 0.67) and the
+    true (linear) form preferred over all models (measured: delta elpd 2.1, weight 0.89).
+    The sampler defaults (4 x 1,000 draws, ~8 s per fit here): with 2 x 500 the maximum R-hat
+    over the 22 monitored parameters is itself noisy (1.02 on this data set, tail ESS ~440)."""
+    df = simulate_results("inverse", n_families=3, n_models=6, n_examples=200, effect=1.5,
+                          model_sd=0.1, rng=23)
+    r = _quiet_fit(df, method="bayes", model="crossed", rng=1, compare=True)
+    b = r.meta["bayes"]
+    assert b["model"] == "crossed" and b["likelihood"] == "bernoulli"
+    assert b["max_rhat"] <= 1.01 and b["divergences"] == 0, b
+    assert not set(r.diagnostics["code"]) & {"bayes_rhat", "bayes_divergences"}
+    assert (r.families["shape"] == "inverse").all() and r.shape == "inverse", r.families
+    assert (r.families["ci_upper"] < 0).all()
+    sel = r.selection
+    assert set(sel["curve"]) == {"linear", "quadratic"}
+    assert set(sel["family"]) == {"all", "fam0", "fam1", "fam2"}
+    assert np.isfinite(sel[["elpd_loo", "se", "delta_elpd"]].to_numpy(dtype=float)).all()
+    np.testing.assert_allclose(sel.groupby("family")["weight"].sum(), 1.0)
+    assert (sel["max_pareto_k"] <= 0.7).all(), sel
+    assert "bayes_loo_high_k" not in set(r.diagnostics["code"])
+    # the truth is a line (logit scale): the comparison must not favour the quadratic
+    assert r.pooled["best_curve"] == "linear", sel
+    assert r.posterior.posterior["slope"].sizes["family"] == 3

@@ -656,7 +656,8 @@ def _sampler_notes(idata, label, var_names, target_accept=None) -> tuple:
     div = int(ss["diverging"].sum()) if "diverging" in ss else 0
     bfmi = np.atleast_1d(az.bfmi(idata)) if "energy" in ss else np.array([np.nan])
     details = {"fit": label, "max_rhat": rhat, "min_ess_bulk": ess_b, "min_ess_tail": ess_t,
-               "divergences": div, "min_bfmi": float(np.nanmin(bfmi))}
+               "divergences": div,
+               "min_bfmi": float(np.nanmin(bfmi)) if np.isfinite(bfmi).any() else np.nan}
     if not rhat <= _RHAT_MAX:
         notes.append(note("bayes_rhat", "warning",
                           f"{label}: max R-hat {rhat:.3f} > {_RHAT_MAX}: chains disagree; run "
@@ -674,9 +675,9 @@ def _sampler_notes(idata, label, var_names, target_accept=None) -> tuple:
                           f"{0.99 if (target_accept or 0) < 0.99 else 0.995}; 2. check the "
                           "data for a model or family far off the others (a wild point makes "
                           f"the hierarchy stiff){third}.", **details))
-    if np.nanmin(bfmi) < _BFMI_MIN:
+    if details["min_bfmi"] < _BFMI_MIN:          # NaN (no energy recorded) is not low
         notes.append(note("bayes_low_bfmi", "warning",
-                          f"{label}: E-BFMI {np.nanmin(bfmi):.2f} < {_BFMI_MIN} in some chain: "
+                          f"{label}: E-BFMI {details['min_bfmi']:.2f} < {_BFMI_MIN} in some chain: "
                           "the sampler explores the energy distribution poorly.", **details))
     return notes, details
 

@@ -41,6 +41,7 @@ import pandas as pd
 from scipy import stats
 from scipy.special import ndtr
 
+from .bootstrap import as_generator
 from .curves import design_matrix
 from .diagnostics import NOTE_COLUMNS, note
 from .exceptions import DataValidationError
@@ -904,7 +905,7 @@ def u_verdict_power(d: LabelData, params, claim: str, *, tau2: float, n_examples
     """
     X = design_matrix("quadratic", d.z, d.groups)
     mean = X @ np.asarray(params, dtype=float)
-    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    gen = as_generator(rng)[0]
     L = np.linalg.cholesky(d.V + 1e-15 * np.eye(d.k) * max(np.trace(d.V), 1e-300))
     e1, e2 = gen.standard_normal((2, int(n_sim), d.k))
     out = []
@@ -920,7 +921,7 @@ def u_verdict_power(d: LabelData, params, claim: str, *, tau2: float, n_examples
 def _u_examples_needed(d, params, claim, *, tau2, n_now, target, rng, n_sim=400):
     """(power now, examples needed) of the simulated U verdict; None when 10^4 x n_now is not
     enough. Bisection in log n on common random numbers (12 steps: n within ~0.3%)."""
-    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    gen = as_generator(rng)[0]
     seed = int(gen.integers(2**63))                      # one seed, reused: the same draws
 
     def power(n):

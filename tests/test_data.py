@@ -79,14 +79,6 @@ def test_mismatched_example_sets():
         "missing examples or drop them for all models.")
 
 
-def test_two_sizes_for_one_model():
-    df = per_example()
-    df.loc[5, "n_params"] = 123
-    with pytest.raises(DataValidationError, match=r"model 'a1' \(family 'a'\) has 2 different "
-                                                  r"values of 'n_params'"):
-        load_results(df)
-
-
 def test_proportion_out_of_range():
     df = aggregated().assign(score=[70, 60, 55, 50], metric="accuracy")
     with pytest.raises(DataValidationError, match=r"must lie in \[0, 1\] for the proportion "

@@ -7,11 +7,13 @@ Usage::
     python benchmarks/bench_bayes.py --models model_level --repeats 3
 
 For each model (default model-level on ``data/synthetic_families.csv``: 3 families x 8 models x
-400 examples; crossed on a simulated 3 x 8 x 500 set) and sampler it prints the first call in
-this process (compile + sampling + post-processing), the second call (compiled model cached),
-the divergences, max R-hat, min bulk/tail ESS, the target acceptance (each model's default) and
-the 1-minute load average, and the ratio of each sampler's time to nutpie's, measured in the
-same run. numpyro is timed too when installed (through ``pm.sample(nuts_sampler="numpyro")``).
+400 examples; crossed on a simulated 3 x 8 x 500 set) and way of sampling it runs a fresh
+process and prints its first call (every compile + sampling + post-processing), the later calls
+(compiled model cached), the divergences, max R-hat, min bulk/tail ESS, the target acceptance
+(each model's default) and the 1-minute load average. Model-level: the numba kernel nutpie
+samples by default (with numba's disk cache, and with an empty one: the first call on a new
+machine) against the naive way, nutpie compiling the PyMC model, with the wall-time ratios
+measured in the same run. numpyro is timed too when installed (through ``pm.sample(nuts_sampler="numpyro")``).
 Figures and the command go into ``docs/bayes.md``.
 """
 
@@ -19,6 +21,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -67,6 +72,54 @@ def _numpyro_time(data, model):
     return {"wall": time.perf_counter() - t0, "div": int(idata.sample_stats.diverging.sum())}
 
 
+#: (label, fit_bayes sampler, how nutpie gets the model-level log density, fresh numba cache)
+_CONFIGS = {
+    "model_level": [("kernel", "nutpie", "kernel", False),
+                    ("kernel, no disk cache", "nutpie", "kernel", True),
+                    ("nutpie compile of the PyMC model", "nutpie", "pymc_numba", False)],
+    "crossed": [("nutpie compile of the PyMC model", "nutpie", None, False)],
+}
+
+
+def _use_pymc_numba():
+    """The naive way, for the ratio: nutpie compiles the PyMC model (numba, every process)."""
+    from scalingfit import bayes
+
+    bayes._ModelLevel.nutpie_model = lambda self: bayes._nutpie().compile_pymc_model(
+        self.build())
+
+
+def _worker(model, sampler, backend, repeats, compare):
+    """One configuration in this (fresh) process; one line per call."""
+    from scalingfit.simulate import simulate_results
+
+    if backend == "pymc_numba":
+        _use_pymc_numba()
+    data = (str(ROOT / "data" / "synthetic_families.csv") if model == "model_level" else
+            simulate_results("inverse", n_families=3, n_models=8, n_examples=500, effect=1.0,
+                             rng=3))
+    for call in range(repeats):
+        res = _fit(data, model, sampler, call, compare=compare)
+        print(f"{call + 1} {res['wall']:.2f} {res['compile']:.2f} {res['sample']:.2f} "
+              f"{res['div']} {res['rhat']:.4f} {res['ess']:.0f} {res['ta']:.2f} "
+              f"{os.getloadavg()[0]:.2f} {res['shape']}", flush=True)
+
+
+def _run_config(model, label, sampler, backend, fresh_cache, args):
+    env = dict(os.environ)
+    if fresh_cache:
+        env["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="numba-cold-")
+    cmd = [sys.executable, __file__, "--worker", model, sampler, str(backend), str(args.repeats)]
+    out = subprocess.run(cmd + (["--compare"] if args.compare else []), env=env, text=True,
+                         capture_output=True, check=True).stdout
+    rows = [line.split() for line in out.splitlines() if line[:1].isdigit()]
+    for r in rows:
+        print(f"{model:12} {label:34} {r[0]:>4} {float(r[1]):7.1f} {float(r[2]):9.1f} "
+              f"{float(r[3]):8.1f} {r[4]:>4} {float(r[5]):6.3f} {r[6]:>6} {r[7]:>5} {r[8]:>5} "
+              f"{r[9]}", flush=True)
+    return [float(r[1]) for r in rows]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=["model_level", "crossed"],
@@ -76,40 +129,47 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=2, help="calls per model and sampler")
     p.add_argument("--compare", action="store_true",
                    help="include the LOO comparison (a second, linear fit)")
+    p.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.worker:
+        model, sampler, backend, repeats = args.worker
+        return _worker(model, sampler, None if backend == "None" else backend, int(repeats),
+                       args.compare)
 
-    from scalingfit.simulate import simulate_results
-
-    datasets = {"model_level": str(ROOT / "data" / "synthetic_families.csv"),
-                "crossed": simulate_results("inverse", n_families=3, n_models=8,
-                                            n_examples=500, effect=1.0, rng=3)}
-    samplers = ["nutpie"] + (["pymc"] if args.pymc else [])
     print(f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.2f}; 4 chains x 1000 draws "
-          "(1000 warm-up), cores=2", flush=True)
-    print(f"{'model':12} {'sampler':8} {'call':>4} {'wall_s':>7} {'compile_s':>9} "
+          "(1000 warm-up); each configuration in a fresh process, so call 1 includes every "
+          "compile", flush=True)
+    print(f"{'model':12} {'how':34} {'call':>4} {'wall_s':>7} {'compile_s':>9} "
           f"{'sample_s':>8} {'div':>4} {'rhat':>6} {'ess':>6} {'t_acc':>5} {'load':>5} shape "
           "(ess: min bulk/tail over the monitored parameters)", flush=True)
     for model in args.models:
-        first = {}
-        for sampler in samplers:
-            for call in range(args.repeats):
-                res = _fit(datasets[model], model, sampler, call, compare=args.compare)
-                first.setdefault(sampler, res)
-                print(f"{model:12} {sampler:8} {call + 1:>4} {res['wall']:7.1f} "
-                      f"{res['compile']:9.1f} {res['sample']:8.1f} {res['div']:>4} "
-                      f"{res['rhat']:6.3f} {res['ess']:6.0f} {res['ta']:5.2f} "
-                      f"{os.getloadavg()[0]:5.2f} {res['shape']}", flush=True)
+        configs = list(_CONFIGS[model])
+        if args.pymc:
+            configs.append(("PyMC NUTS", "pymc", None, False))
+        walls = {label: _run_config(model, label, sampler, backend, fresh, args)
+                 for label, sampler, backend, fresh in configs}
+        base = walls["nutpie compile of the PyMC model"]
+        for label, w in walls.items():
+            if label != "nutpie compile of the PyMC model":
+                print(f"{model:12} wall-time ratio, PyMC model compiled by nutpie / {label}: "
+                      + ", ".join(f"call {i + 1} {b / a:.1f}x" for i, (a, b)
+                                  in enumerate(zip(w, base))), flush=True)
         try:
             import numpyro  # noqa: F401
         except ImportError:
             print(f"{model:12} numpyro  not installed", flush=True)
         else:
-            res = _numpyro_time(datasets[model], model)
+            res = _numpyro_time(datasets_for(model), model)
             print(f"{model:12} numpyro  {res['wall']:7.1f} s (compile+sample), "
                   f"{res['div']} divergences", flush=True)
-        if "pymc" in first:
-            ratio = first["pymc"]["sample"] / max(first["nutpie"]["sample"], 1e-9)
-            print(f"{model:12} sampling-time ratio pymc/nutpie = {ratio:.1f}", flush=True)
+
+
+def datasets_for(model):
+    from scalingfit.simulate import simulate_results
+
+    return (str(ROOT / "data" / "synthetic_families.csv") if model == "model_level" else
+            simulate_results("inverse", n_families=3, n_models=8, n_examples=500, effect=1.0,
+                             rng=3))
 
 
 if __name__ == "__main__":

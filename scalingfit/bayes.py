@@ -25,6 +25,10 @@ family) from the collapsed likelihood ``y ~ MvNormal(0, Z G Z' + diag(tau^2) + V
 coefficients are then drawn exactly from their Gaussian conditional for every posterior draw
 (Rao-Blackwellised). This is the limit of a non-centred parameterisation: there is no funnel to
 diverge in, and the 3 + F dimensional posterior (6 for three families) samples in seconds.
+nutpie samples it through :func:`scalingfit._kernels.model_level_logp`, a numba kernel of this
+log density and its gradient that numba caches on disk (nutpie's own compile of the PyMC model
+below took 13-22 s in every new process); the PyMC model is the definition, checked against the
+kernel in the tests, and is what ``sampler='pymc'`` samples.
 
 ``model="crossed"`` -- the likelihood at the level of the data: per-example Bernoulli-logit for
 0/1 scores (Gaussian for continuous per-example scores, binomial for aggregated proportions with
@@ -263,23 +267,23 @@ def _nutpie():
     return nutpie
 
 
-def _sample(key, build, data, *, sampler, draws, tune, chains, cores, seed, target_accept):
-    """Sample the cached model ``key`` (built by ``build()``) with ``data``; time it."""
+def _sample(engine, data, *, sampler, draws, tune, chains, cores, seed, target_accept):
+    """Sample ``engine``'s cached model (one per kind and data shapes) with ``data``; time it."""
     import pymc as pm
 
-    entry = _CACHE.get(key)
+    entry = _CACHE.setdefault(engine.key(), {})
     t0 = time.perf_counter()
-    if entry is None:
-        entry = _CACHE[key] = {"model": build()}
     if sampler == "nutpie":
         nutpie = _nutpie()
         if "compiled" not in entry:
-            entry["compiled"] = nutpie.compile_pymc_model(entry["model"])
+            entry["compiled"] = engine.nutpie_model()
         t1 = time.perf_counter()
         idata = nutpie.sample(entry["compiled"].with_data(**data), draws=draws, tune=tune,
                               chains=chains, cores=cores, seed=seed, progress_bar=False,
                               target_accept=target_accept)
     else:
+        if "model" not in entry:
+            entry["model"] = engine.build()
         t1 = time.perf_counter()
         with entry["model"]:
             pm.set_data(data)
@@ -318,6 +322,50 @@ def _build_model_level(k, F):
     return model
 
 
+def _ml_nutpie_model(k, F):
+    """nutpie model of the collapsed model-level posterior, its log density the numba kernel
+    :func:`scalingfit._kernels.model_level_logp` (compiled once per machine, cached on disk;
+    the PyMC model of :func:`_build_model_level` needs nutpie's per-process compile, 13-22 s)."""
+    from nutpie.compiled_pyfunc import from_pyfunc
+
+    from ._kernels import model_level_logp
+
+    pr = PRIORS["model_level"]
+    consts = (np.square(pr["mu"]), np.asarray(pr["sd"], dtype=float), float(pr["tau"]))
+    start = np.log(np.concatenate([pr["sd"], np.full(F, pr["tau"])]))
+
+    def make_logp():
+        def logp(x, y, V, Z, fam):
+            try:
+                lp, grad = model_level_logp(x, y, V, Z, fam, *consts)
+            except Exception:           # S not positive definite at an extreme warm-up point
+                return -np.inf, np.zeros_like(x)
+            if not (np.isfinite(lp) and np.isfinite(grad).all()):
+                return -np.inf, np.zeros_like(x)
+            return float(lp), grad
+        return logp
+
+    def make_expand(seed1, seed2, chain):
+        def expand(x, **shared):
+            return {"sd": np.exp(x[:3]), "tau": np.exp(x[3:])}
+        return expand
+
+    def initial_point(seed):            # PyMC's: the prior scale, jittered by U(-1, 1) on log
+        return start + np.random.default_rng(seed).uniform(-1, 1, size=start.shape)
+
+    empty = _ml_data_arrays(k, F)
+    model_level_logp(start, *empty.values(), *consts)     # compile, or load numba's disk cache
+    return from_pyfunc(3 + F, make_logp, make_expand, [np.dtype("float64")] * 2,
+                       [(3,), (F,)], ["sd", "tau"], coords={"family_idx": np.arange(F)},
+                       dims={"tau": ("family_idx",)}, shared_data=empty,
+                       make_initial_point_fn=initial_point)
+
+
+def _ml_data_arrays(k, F):
+    return {"y": np.zeros(k), "V": np.eye(k), "Z": np.zeros((k, 3 + 3 * F)),
+            "fam": np.zeros(k, dtype=np.int64)}
+
+
 def _z_matrix(des: _Design, curvature=True):
     X = des.X.copy()
     if not curvature:
@@ -335,7 +383,7 @@ def _ml_data(des: _Design, ms: ModelScores, curvature=True, hold_out=None):
         V[hold_out, :] = V[:, hold_out] = 0.0
         V[hold_out, hold_out] = 1e8
         y[hold_out] = 0.0
-    return {"y": y, "V": V, "Z": _z_matrix(des, curvature), "fam": des.fam}
+    return {"y": y, "V": V, "Z": _z_matrix(des, curvature), "fam": des.fam.astype(np.int64)}
 
 
 def _ml_sigma(des, data, sd, tau, kind="model_level"):
@@ -390,6 +438,9 @@ class _ModelLevel:
 
     def build(self):
         return _build_model_level(self.des.k, self.des.F)
+
+    def nutpie_model(self):
+        return _ml_nutpie_model(self.des.k, self.des.F)
 
     def data(self, curvature=True, hold_out=None):
         return _ml_data(self.des, self.ms, curvature, hold_out)
@@ -516,6 +567,9 @@ class _Crossed:
 
     def build(self):
         return _build_crossed(self.n_ex, self.des.k, self.des.F, self.likelihood)
+
+    def nutpie_model(self):
+        return _nutpie().compile_pymc_model(self.build())
 
     def data(self, curvature=True, hold_out=None):
         W = self.mask.astype(float)
@@ -807,7 +861,9 @@ def fit_bayes(table, ms: ModelScores, result, *, rng, model: str = "auto", draws
     draws, tune, chains : int
         Posterior draws and warm-up iterations per chain, number of chains.
     cores : int, optional
-        Chains run in parallel (default ``min(chains, 2)``).
+        Chains run in parallel. Default ``min(chains, 2)``, but 1 for the model-level model with
+        nutpie: its log density is called through Python, and two threads contending for the
+        interpreter were slower than one (4.3-4.8 s against 3.3 s; docs/bayes.md).
     sampler : {'auto', 'nutpie', 'pymc'}
         'auto' and 'nutpie' use nutpie (a core dependency: an ImportError says what to do when
         it is missing); 'pymc' uses PyMC's own NUTS (much slower here).
@@ -861,7 +917,9 @@ def fit_bayes(table, ms: ModelScores, result, *, rng, model: str = "auto", draws
         if int(value) < low:
             raise DataValidationError(f"{name} must be at least {low}; got {value!r}.")
     compare = bool(compare)
-    cores = min(int(chains), 2) if cores is None else int(cores)
+    if cores is None:   # the model-level kernel is called through Python: threads contend
+        cores = 1 if (kind == "model_level" and sampler == "nutpie") else min(int(chains), 2)
+    cores = int(cores)
     margin = result.meta.get("flat_margin") if flat_margin is None else float(flat_margin)
     cl = result.meta["confidence_level"]
     sign = 1 if ms.meta["higher_is_better"] else -1
@@ -877,7 +935,7 @@ def fit_bayes(table, ms: ModelScores, result, *, rng, model: str = "auto", draws
     timing = {"compile_s": 0.0, "sample_s": 0.0}
 
     def sample(data):
-        idata, t = _sample(engine.key(), engine.build, data, sampler=sampler, draws=int(draws),
+        idata, t = _sample(engine, data, sampler=sampler, draws=int(draws),
                            tune=int(tune), chains=int(chains), cores=cores,
                            seed=int(next(seeds)), target_accept=target_accept)
         for key_ in timing:

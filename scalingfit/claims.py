@@ -455,13 +455,15 @@ def register(subparsers) -> None:
 
 
 def _cmd_check(args) -> int:
+    from .cli import _bayes_kwargs
+
     check = check_claim(args.results, args.claim, alpha=round(1 - args.confidence_level, 12),
                         n_boot=args.n_boot, rng=args.seed, effect=args.effect,
                         chance=args.chance, min_stability=args.min_stability, x=args.x,
                         method=args.method, flat_margin=args.flat_margin, task=args.task,
                         metric=args.metric,
                         higher_is_better=False if args.lower_is_better else None,
-                        format=args.fmt)
+                        format=args.fmt, **_bayes_kwargs(args))
     if args.json:
         print(check.to_json())
     else:

@@ -9,9 +9,16 @@ import argparse
 import json
 import sys
 
-from .exceptions import ScalingFitError
+from .exceptions import DataValidationError, ScalingFitError
 
 __all__ = ["main", "build_parser"]
+
+#: options of :func:`scalingfit.bayes.fit_bayes` on the command line: (keyword, flag, dest)
+BAYES_FLAGS = (("model", "--bayes-model", "bayes_model"), ("draws", "--draws", "draws"),
+               ("tune", "--tune", "tune"), ("chains", "--chains", "chains"),
+               ("compare", "--compare", "compare"),
+               ("target_accept", "--target-accept", "target_accept"),
+               ("decision_threshold", "--decision-threshold", "decision_threshold"))
 
 
 def add_data_options(p: argparse.ArgumentParser) -> None:
@@ -35,6 +42,63 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flat-margin", type=float, default=None,
                    help="equivalence margin for 'flat', in score units")
     p.add_argument("--seed", type=int, default=None, help="random seed (recorded in the output)")
+    add_bayes_options(p)
+
+
+def add_bayes_options(p: argparse.ArgumentParser) -> None:
+    """Options of the Bayesian engine, in their own help group. Each defaults to None (not
+    given), so :func:`scalingfit.bayes.fit_bayes` keeps its own default (quoted in the help)."""
+    d = _fit_bayes_defaults()
+    g = p.add_argument_group(
+        "Bayesian engine (with --method bayes; an option not given keeps fit_bayes's default)")
+    g.add_argument("--bayes-model", dest="bayes_model", default=None,
+                   choices=["auto", "model_level", "crossed"],
+                   help="'model_level' (the model is the unit of inference; 'auto' is the same) "
+                        "or 'crossed' (per-example likelihood with crossed example effects; "
+                        f"default: {d['model']})")
+    g.add_argument("--draws", type=int, default=None, metavar="N",
+                   help=f"posterior draws per chain (default: {d['draws']}; at least 100)")
+    g.add_argument("--tune", type=int, default=None, metavar="N",
+                   help=f"warm-up iterations per chain (default: {d['tune']}; at least 100)")
+    g.add_argument("--chains", type=int, default=None, metavar="N",
+                   help=f"number of chains (default: {d['chains']})")
+    g.add_argument("--compare", action="store_true", default=None,
+                   help="also compare linear against quadratic curves by grouped LOO (slower)")
+    g.add_argument("--target-accept", type=float, default=None, metavar="P",
+                   help="NUTS target acceptance rate (default: chosen from the model and data, "
+                        "recorded in the output)")
+    g.add_argument("--decision-threshold", type=float, default=None, metavar="P",
+                   help="posterior probability a shape needs to be the verdict (default: "
+                        f"{d['decision_threshold']})")
+
+
+def _fit_bayes_defaults() -> dict:
+    """Keyword defaults of :func:`scalingfit.bayes.fit_bayes` (the module imports PyMC only
+    inside functions, so this is cheap)."""
+    import inspect
+
+    from .bayes import fit_bayes
+
+    return {k: v.default for k, v in inspect.signature(fit_bayes).parameters.items()
+            if v.default is not inspect.Parameter.empty}
+
+
+def _bayes_kwargs(args) -> dict:
+    """The Bayesian options given on the command line, as keywords of ``fit_trend``.
+
+    Raises
+    ------
+    DataValidationError
+        A Bayesian option was given without ``--method bayes``.
+    """
+    given = {key: getattr(args, dest) for key, _, dest in BAYES_FLAGS
+             if getattr(args, dest, None) is not None}
+    if given and getattr(args, "method", "bootstrap") != "bayes":
+        flags = ", ".join(flag for key, flag, _ in BAYES_FLAGS if key in given)
+        raise DataValidationError(
+            f"{flags} {'is an option' if len(given) == 1 else 'are options'} of the Bayesian "
+            f"engine; got --method {args.method}. Add --method bayes, or drop {flags}.")
+    return given
 
 
 def _load(args):
@@ -47,7 +111,7 @@ def _load(args):
 def _fit_kwargs(args) -> dict:
     return {"x": args.x, "method": args.method, "n_boot": args.n_boot,
             "confidence_level": args.confidence_level, "flat_margin": args.flat_margin,
-            "rng": args.seed, "chance": getattr(args, "chance", None)}
+            "rng": args.seed, "chance": getattr(args, "chance", None), **_bayes_kwargs(args)}
 
 
 def _cmd_fit(args) -> int:
@@ -88,6 +152,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _bayes_kwargs(args)          # a Bayesian option without --method bayes: fail first
         return int(args.func(args) or 0)
     except ScalingFitError as err:
         print(f"scalingfit: error: {err}", file=sys.stderr)

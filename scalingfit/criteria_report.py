@@ -550,6 +550,22 @@ _FAMILY_COLS = [("family", "family", "str"), ("n_models", "models", "str"),
                 ("p_value", "p (slope)", "p"), ("p_gate", "p (gate)", "p"),
                 ("total_change", "total change", "num"), ("tau2", "\u03c4\u00b2", "num"),
                 ("turning_point", "turning point", "size"), ("best_curve", "best curve", "str")]
+#: a Bayesian result: p_value is the two-sided posterior tail 2 min(P(slope > 0), P(slope < 0)),
+#: labelled as such; p_gate is empty (dropped); the posterior shape probabilities are added
+_BAYES_FAMILY_COLS = [("family", "family", "str"), ("n_models", "models", "str"),
+                      ("shape", "verdict", "str"), ("slope", "slope / 10\u00d7", "num"),
+                      ("ci_lower", "CrI lower", "num"), ("ci_upper", "CrI upper", "num"),
+                      ("p_value", "posterior tail (slope), not a p-value", "p"),
+                      *((f"p_{s}", f"P({s})", "num") for s in TREND_SHAPES),
+                      ("total_change", "total change", "num"), ("tau2", "\u03c4\u00b2", "num"),
+                      ("turning_point", "turning point", "size"),
+                      ("best_curve", "best curve", "str")]
+
+
+def _family_cols(result):
+    return _BAYES_FAMILY_COLS if _is_bayes(result) else _FAMILY_COLS
+
+
 _MODEL_COLS = [("family", "family", "str"), ("model", "model", "str"), ("x", "size", "size"),
                ("score", "score", "num4"), ("se", "SE", "num"), ("ci_lower", "CI lower", "num4"),
                ("ci_upper", "CI upper", "num4"), ("n_examples", "examples", "str")]
@@ -610,9 +626,9 @@ def _task_blocks(result, criteria, claim, plots, prefix="", level=2):
              ("claim", [claim or "none (the verdict is judged)"])]
     blocks = [("facts", facts)]
     ev = []
-    if claim and m.get("method") == "bayes" and _finite(p.get(f"p_{claim}")):
+    if claim and _is_bayes(result):     # no p-value of the claim: its posterior probability
         ev = [f" Posterior probability of the {claim} claim: ",
-              Num(p[f"p_{claim}"], f"pooled.p_{claim}"), "."]
+              Num(posterior_probability(p, claim), f"pooled.p_{claim}"), "."]
     elif claim:
         ev = [f" p of the {claim} claim (gate and shape test together): ",
               Num(claim_p_value(p, claim, _perf_sign(result)), "claim.p_value", "p"), "."]
@@ -682,7 +698,7 @@ def _task_blocks(result, criteria, claim, plots, prefix="", level=2):
         [result.families, pd.DataFrame([p])], ignore_index=True)
     blocks += [("table", _table(f"{prefix}families", "Per-family estimates (slope per 10\u00d7 "
                                 f"{'parameters' if m['x'] == 'n_params' else 'FLOPs'})",
-                                fam_rows, _FAMILY_COLS, "families", "family")),
+                                fam_rows, _family_cols(result), "families", "family")),
                ("table", _selection_table(result, prefix)),
                ("table", _table(f"{prefix}models", "Per-model scores", result.models,
                                 _MODEL_COLS, "models", "model")),
@@ -760,7 +776,10 @@ _LOAD = ("task", "metric", "higher_is_better", "format")
 _CLI_FLAGS = {"task": "--task", "metric": "--metric", "format": "--format", "x": "--x",
               "method": "--method", "n_boot": "--n-boot",
               "confidence_level": "--confidence-level", "flat_margin": "--flat-margin",
-              "chance": "--chance", "rng": "--seed"}
+              "chance": "--chance", "rng": "--seed", "model": "--bayes-model",
+              "draws": "--draws", "tune": "--tune", "chains": "--chains",
+              "compare": "--compare", "target_accept": "--target-accept",
+              "decision_threshold": "--decision-threshold"}
 
 
 def _commands(opts, source, claim, out, fmt, multi=False):
@@ -782,6 +801,8 @@ def _commands(opts, source, claim, out, fmt, multi=False):
     for k, v in opts.items():
         if k == "higher_is_better":
             cli.append("--lower-is-better")
+        elif k == "compare":            # a switch: recorded only when True (not the default)
+            cli += [_CLI_FLAGS[k]] if v else []
         elif k in _CLI_FLAGS:
             cli += [_CLI_FLAGS[k], str(v)]
     if claim:
@@ -1123,6 +1144,110 @@ def task_groups(table: pd.DataFrame, *, task=None, metric=None) -> list:
     return [(getattr(p, "task", None), getattr(p, "metric", None)) for p in pairs]
 
 
+def posterior_evidence(result, claim=None) -> tuple:
+    """(shape, posterior probability) that a Bayesian result's summary row quotes.
+
+    With a claim: the claim and its pooled ``p_<claim>``. Without: the verdict and its
+    probability, or for an 'inconclusive' verdict the most probable shape and its probability.
+    (None, NaN) when the pooled row carries no shape probabilities.
+    """
+    p = result.pooled
+    shape = claim if claim is not None else result.shape
+    if shape not in TREND_SHAPES:
+        probs = {s: posterior_probability(p, s) for s in TREND_SHAPES}
+        probs = {s: v for s, v in probs.items() if np.isfinite(v)}
+        if not probs:
+            return None, float("nan")
+        shape = max(probs, key=probs.get)
+    return shape, posterior_probability(p, shape)
+
+
+def _summary_row(r, claim, check) -> dict:
+    """Verdict, size, slope and evidence of one fitted task in the multi-task summary.
+
+    ``p``: the claim's p-value of ``check_claim`` (which refits with the bootstrap engine), else
+    :func:`claim_p_value`; without a claim, the gate's p-value. A Bayesian result has no p-value
+    of its own: its ``p`` is ``check_claim``'s when that ran, else NaN, and ``p_posterior`` /
+    ``posterior_of`` quote :func:`posterior_evidence` (a posterior probability is not a
+    p-value and is never multiplicity-adjusted).
+    """
+    row = {"verdict": r.shape, "n_families": r.meta["n_families"],
+           "n_models": r.meta["n_models"], "slope": r.pooled["slope"]}
+    checked = check is not None and _finite(getattr(check, "p_value", None))
+    if _is_bayes(r):
+        shape, prob = posterior_evidence(r, claim)
+        return {**row, "p": float(check.p_value) if checked else np.nan,
+                "p_posterior": prob, "posterior_of": shape}
+    p = (float(check.p_value) if checked
+         else claim_p_value(r.pooled, claim, _perf_sign(r)) if claim else r.pooled["p_gate"])
+    return {**row, "p": p}
+
+
+def _adjust(summary, alpha):
+    """Holm and Benjamini-Hochberg adjustments across the tasks with a finite p (in place);
+    'holds (Holm)' is empty for a fitted task without one (a Bayesian task without a claim).
+    Returns the number of tasks adjusted."""
+    from statsmodels.stats.multitest import multipletests
+
+    tested = summary["p"].notna() if "p" in summary else pd.Series(False, index=summary.index)
+    for col, method in (("p_holm", "holm"), ("p_bh", "fdr_bh")):
+        summary[col] = np.nan
+        if tested.any():
+            summary.loc[tested, col] = multipletests(summary.loc[tested, "p"], method=method)[1]
+    holds = (summary["p_holm"] <= alpha).astype(object)
+    if "verdict" in summary:
+        holds[~tested & (summary["verdict"] != "not fitted")] = None
+    summary["holds_holm"] = holds
+    return int(tested.sum())
+
+
+def _summary_text(claim, alpha, n_tested, threshold=None) -> str:
+    """The paragraph above the summary table; ``threshold`` is the decision threshold of
+    Bayesian fits (None for the bootstrap engine)."""
+    what = f"the {claim} claim (gate and shape test)" if claim else "a trend (gate: not flat)"
+    adjusted = (f"adjusted across the {n_tested} tasks with a p-value by Holm (family-wise "
+                f"error) and Benjamini-Hochberg (false discovery rate); 'holds' uses Holm at "
+                f"alpha = {alpha:.3g}.")
+    if threshold is None:
+        return f"p-value of {what} per task, " + adjusted
+    of = f"the {claim} claim" if claim else ("its verdict (for an inconclusive verdict, its most "
+                                             "probable shape)")
+    text = (f"Bayesian fits: 'posterior P' is each task's posterior probability of {of}; a "
+            f"Bayesian verdict needs posterior probability >= {_fmt(threshold)} "
+            "(meta['bayes']['decision_threshold']). A posterior probability is not a p-value: "
+            "multiplicity corrections (Holm, Benjamini-Hochberg) apply to the bootstrap "
+            "engine's p-values only, and no posterior probability is adjusted.")
+    if claim and n_tested:
+        return text + (f" The p column holds check_claim's p-value of the {claim} claim (it "
+                       "refits each task with the bootstrap engine), " + adjusted)
+    why = ("check_claim (bootstrap engine) could not run" if claim else
+           "without a claim no check_claim p-value is computed")
+    return text + (f" p, p (Holm) and p (BH) stay empty ({why}): refit with "
+                   "method='bootstrap' for multiplicity-adjusted p-values.")
+
+
+_SUMMARY_COLS = [("task", "task", "str"), ("metric", "metric", "str"),
+                 ("verdict", "verdict", "str"), ("n_families", "families", "str"),
+                 ("n_models", "models", "str"), ("slope", "slope / 10\u00d7", "num"),
+                 ("p", "p", "p"), ("p_holm", "p (Holm)", "p"), ("p_bh", "p (BH)", "p"),
+                 ("holds_holm", "holds (Holm)", "str"), ("why", "why not fitted", "str")]
+_POSTERIOR_COLS = [("p_posterior", "posterior P", "num"), ("posterior_of", "of shape", "str")]
+
+
+def _summary_blocks(summary, claim, seed, alpha, n_tested, threshold):
+    cols = list(_SUMMARY_COLS)
+    if threshold is not None:
+        cols[6:6] = _POSTERIOR_COLS
+    n_fitted = int((summary["verdict"] != "not fitted").sum()) if len(summary) else 0
+    return [("facts", [("tasks", [Num(len(summary), "summary.n_tasks")]),
+                       ("fitted", [Num(n_fitted, "summary.n_fitted")]),
+                       ("claim", [claim or "none"]), ("seed", [str(seed)])]),
+            ("h", 2, "Summary of all tasks", "summary-h"),
+            ("p", [_summary_text(claim, alpha, n_tested, threshold)]),
+            ("table", Table("summary", "All tasks", cols, summary.to_dict(orient="records"),
+                            "summary", "task"))]
+
+
 def report_tasks(results_table, *, claim=None, format="html", out=None, source=None,
                  task=None, metric=None, higher_is_better=None, input_format=None,
                  plots=True, **fit_kwargs) -> str:
@@ -1135,13 +1260,17 @@ def report_tasks(results_table, *, claim=None, format="html", out=None, source=N
     Without a claim the p-value is the gate's (the curve is not flat). A section per task
     follows.
 
+    Bayesian fits (``method='bayes'``) list each task's posterior probability of the claim (of
+    the verdict without a claim; of the most probable shape for 'inconclusive') instead: a
+    posterior probability is not a p-value and is not adjusted. With a claim, the p column
+    holds ``check_claim``'s p-value (bootstrap engine), which is adjusted; without one, p and
+    its adjustments stay empty.
+
     Returns
     -------
     str
         The document (also written to ``out`` when given).
     """
-    from statsmodels.stats.multitest import multipletests
-
     from .bootstrap import as_generator
     from .exceptions import ScalingFitError
     from .fit import fit_trend
@@ -1166,36 +1295,14 @@ def report_tasks(results_table, *, claim=None, format="html", out=None, source=N
             rows.append({**row, "verdict": "not fitted", "why": str(err)})
             continue
         check = run_check_claim(claim, data=sub, result=r) if claim else None
-        p = (float(check.p_value) if check is not None and _finite(getattr(check, "p_value",
-                                                                           None))
-             else claim_p_value(r.pooled, claim, _perf_sign(r)) if claim
-             else r.pooled["p_gate"])
-        rows.append({**row, "verdict": r.shape, "n_families": r.meta["n_families"],
-                     "n_models": r.meta["n_models"], "slope": r.pooled["slope"], "p": p})
+        rows.append({**row, **_summary_row(r, claim, check)})
         sections.append((row["anchor"], label, r, sub, check))
     summary = pd.DataFrame(rows)
-    fitted = summary["p"].notna() if "p" in summary else pd.Series(False, index=summary.index)
-    for col, method in (("p_holm", "holm"), ("p_bh", "fdr_bh")):
-        summary[col] = np.nan
-        if fitted.any():
-            summary.loc[fitted, col] = multipletests(summary.loc[fitted, "p"], method=method)[1]
     alpha = 1 - fit_kwargs.get("confidence_level", 0.95)
-    summary["holds_holm"] = summary["p_holm"] <= alpha
-    what = f"the {claim} claim (gate and shape test)" if claim else "a trend (gate: not flat)"
-    blocks = [("facts", [("tasks", [Num(len(summary), "summary.n_tasks")]),
-                         ("fitted", [Num(int(fitted.sum()), "summary.n_fitted")]),
-                         ("claim", [claim or "none"]), ("seed", [str(seed)])]),
-              ("h", 2, "Summary of all tasks", "summary-h"),
-              ("p", [f"p-value of {what} per task, adjusted across the {int(fitted.sum())} "
-                     f"fitted tasks by Holm (family-wise error) and Benjamini-Hochberg (false "
-                     f"discovery rate); 'holds' uses Holm at alpha = {alpha:.3g}."]),
-              ("table", Table("summary", "All tasks", [
-                  ("task", "task", "str"), ("metric", "metric", "str"),
-                  ("verdict", "verdict", "str"), ("n_families", "families", "str"),
-                  ("n_models", "models", "str"), ("slope", "slope / 10\u00d7", "num"),
-                  ("p", "p", "p"), ("p_holm", "p (Holm)", "p"), ("p_bh", "p (BH)", "p"),
-                  ("holds_holm", "holds (Holm)", "str"), ("why", "why not fitted", "str")],
-                  summary.to_dict(orient="records"), "summary", "task"))]
+    n_tested = _adjust(summary, alpha)
+    bayes = [r for _, _, r, _, _ in sections if _is_bayes(r)]
+    threshold = decision_threshold(bayes[0]) if bayes else None
+    blocks = _summary_blocks(summary, claim, seed, alpha, n_tested, threshold)
     for anchor, label, r, sub, check in sections:
         eff = _effective_claim(r, claim)
         crit = assess_criteria(r, eff, check=check, coverage=coverage_table(sub, r, eff))
@@ -1214,8 +1321,10 @@ def report_tasks(results_table, *, claim=None, format="html", out=None, source=N
     opts["rng"] = seed
     blocks += _repro_blocks(meta0, opts, source, claim, out, format, multi=True)
     title = f"Scaling report: {len(summary)} tasks"
-    return _write(blocks, title, "one section per task; multiplicity-adjusted summary first",
-                  format, out)
+    subtitle = ("one section per task; summary first (posterior probabilities, multiplicity "
+                "adjustment for bootstrap p-values only)" if bayes else
+                "one section per task; multiplicity-adjusted summary first")
+    return _write(blocks, title, subtitle, format, out)
 
 
 # =============================================================================== CLI

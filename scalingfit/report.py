@@ -105,18 +105,37 @@ def _render_text(result) -> str:
     m = result.meta
     lines = [f"scalingfit {m['version']} -- task {m.get('task') or '(unnamed)'}, metric "
              f"{m.get('metric') or 'score'} ({'higher' if m['higher_is_better'] else 'lower'} is "
-             f"better), x = {m['x']}, method = {m['method']}",
+             f"better), x = {m['x']}, method = {m['method']}{_engine_settings(m)}",
              f"{m['n_families']} families, {m['n_models']} models, "
              f"{m['n_examples'] or 'aggregated'} examples; alpha = {m['alpha']:.3g}, "
              f"flat margin = {_fmt(m['flat_margin'])}, seed = {m['seed']}",
              "", f"Verdict: {result.shape} -- {verdict_sentence(result)}", "",
              _table_text(result.summary())]
+    if m.get("method") == "bayes":
+        lines.append(_BAYES_COLUMNS.format(_fmt((m.get("bayes") or {}).get(
+            "decision_threshold", 0.95))))
     lines += _criteria_lines(result) + _selection_lines(result)
     if len(result.diagnostics):
         lines += ["", "Notes:"]
         lines += [f"[{i + 1}] ({r.severity}) {r.message}"
                   for i, r in enumerate(result.diagnostics.itertuples())]
     return "\n".join(lines)
+
+
+_BAYES_COLUMNS = ("(Bayesian engine: p_value is the two-sided posterior tail probability of the "
+                  "slope, 2 min(P(slope > 0), P(slope < 0)), not a frequentist p-value; "
+                  "p_<shape> are posterior shape probabilities, and a verdict needs one >= {}.)")
+
+
+def _engine_settings(meta) -> str:
+    """' (model_level model, 2 chains x 200 draws, 200 warm-up, target_accept 0.95)' for a
+    Bayesian result, '' for the bootstrap engine."""
+    b = meta.get("bayes") or {}
+    if meta.get("method") != "bayes" or not b:
+        return ""
+    return (f" ({b.get('model')} model, {b.get('chains')} chains x {b.get('draws')} draws, "
+            f"{b.get('tune')} warm-up, target_accept {_fmt(b.get('target_accept'))}"
+            + (", LOO comparison" if b.get("compare") else "") + ")")
 
 
 def _criteria_lines(result) -> list:

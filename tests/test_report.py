@@ -594,8 +594,93 @@ def test_bayes_options_are_in_the_reproducing_call(bayes, bayes_dom):
     (sec,) = bayes_dom.find_all("section", id="reproducibility")
     py, cli = [c.all_text() for c in sec.find_all("code")]
     assert "method='bayes', n_boot=200, draws=300, tune=300, chains=2, rng=0)" in py
-    assert "--method bayes" in cli and "--seed 0" in cli
-    assert "Options without a CLI flag (draws, tune, chains)" in sec.all_text()
+    assert ("--method bayes --n-boot 200 --draws 300 --tune 300 --chains 2 --seed 0"
+            in cli)
+    assert "Options without a CLI flag" not in sec.all_text()
+    # the printed command parses back into the same options of the fit
+    from scalingfit.cli import _fit_kwargs, build_parser
+
+    kw = _fit_kwargs(build_parser().parse_args(shlex.split(cli)[1:]))
+    assert {k: kw[k] for k in ("method", "n_boot", "draws", "tune", "chains", "rng")} == {
+        "method": "bayes", "n_boot": 200, "draws": 300, "tune": 300, "chains": 2, "rng": 0}
+    assert not {"model", "compare", "target_accept", "decision_threshold"} & set(kw)
+
+
+@pytest.mark.slow
+def test_bayes_family_table_does_not_call_the_posterior_tail_a_p_value(bayes, bayes_dom):
+    (table,) = bayes_dom.find_all("table", id="families")
+    heads = [th.all_text() for th in table.find_all("th")]
+    assert "posterior tail (slope), not a p-value" in heads
+    assert "p (slope)" not in heads and "p (gate)" not in heads
+    rows = {r.attrs["data-key"]: r for r in _table_rows(bayes_dom, "families")}
+    for shape in ("positive", "inverse", "u_shaped", "inverted_u", "flat"):
+        (cell,) = rows["pooled"].find_all("td", data_col=f"p_{shape}")
+        assert float(cell.attrs["data-value"]) == bayes.pooled[f"p_{shape}"]
+
+
+@pytest.mark.slow
+def test_bayes_summary_row_quotes_posterior_not_p_values(bayes, check):
+    """With a claim, the summary's p is check_claim's (bootstrap engine) or empty, never a
+    posterior quantity; the posterior probability of the claim sits in its own column."""
+    from scalingfit.criteria_report import _summary_row, posterior_evidence
+
+    p = bayes.pooled
+    row = _summary_row(bayes, "inverse", check)
+    assert row["p"] == check.p_value
+    assert (row["p_posterior"], row["posterior_of"]) == (p["p_inverse"], "inverse")
+    row = _summary_row(bayes, "inverse", None)       # check_claim unavailable
+    assert np.isnan(row["p"]) and row["p_posterior"] == p["p_inverse"]
+    row = _summary_row(bayes, None, None)
+    assert np.isnan(row["p"]) and row["posterior_of"] == bayes.shape
+    # an inconclusive verdict quotes its most probable shape
+    shapes = ("positive", "inverse", "u_shaped", "inverted_u", "flat")
+    best = max(shapes, key=lambda s: p[f"p_{s}"])
+    assert posterior_evidence(bayes.replace(shape="inconclusive")) == (best, p[f"p_{best}"])
+    # the verdict line of a Bayesian task never quotes claim_p_value (a posterior tail)
+    dom = parse(_quiet(render_document, bayes, claim="positive", plots=False))
+    (verdict,) = dom.find_all("div", **{"class": "verdict"})
+    assert "p of the positive claim" not in verdict.all_text()
+    assert verdict.all_text().endswith(
+        f"Posterior probability of the positive claim: {fmt(p['p_positive'])}.")
+
+
+def test_multi_task_bayes_report_lists_posterior_probabilities(tmp_path):
+    """Two Bayesian tasks without a claim: both are in the summary with their posterior
+    probability; p and its Holm / BH adjustments stay empty (posterior probabilities are not
+    p-values) and the text says why."""
+    raw = pd.read_csv(SYNTH)
+    two = pd.concat([raw, raw.assign(task="copy")], ignore_index=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        text = report_tasks(two, method="bayes", draws=200, tune=200, chains=2,
+                            n_boot=N_BOOT, rng=0, plots=False)
+    dom = parse(text)
+    rows = {r.attrs["data-key"]: {c.attrs["data-col"]: c for c in r.find_all("td")}
+            for r in _table_rows(dom, "summary")}
+    assert list(rows) == ["synthetic-inverse", "copy"]
+    assert int(dom.find_all("span", data_field="summary.n_fitted")[0].attrs["data-value"]) == 2
+    sections = dom.find_all("section", **{"class": "task"})
+    assert len(sections) == 2
+    for i, (cells, sec) in enumerate(zip(rows.values(), sections)):
+        shape = cells["verdict"].all_text()
+        assert shape == sec.find_all("div", **{"class": "verdict"})[0].attrs["data-shape"]
+        assert shape != "not fitted" and cells["why"].all_text() == "\u2013"
+        # the posterior probability is the task section's pooled P(verdict)
+        (pooled,) = [r for r in _table_rows(sec, f"t{i}-families")
+                     if r.attrs["data-key"] == "pooled"]
+        want = pooled.find_all("td", data_col=f"p_{shape}")[0].attrs["data-value"]
+        assert cells["posterior_of"].all_text() == shape
+        assert cells["p_posterior"].attrs["data-value"] == want
+        assert 0.5 < float(want) <= 1
+        for col in ("p", "p_holm", "p_bh"):
+            assert cells[col].attrs["data-value"] == "nan"
+        assert cells["holds_holm"].all_text() == "\u2013"
+    (summary,) = [p for p in dom.find_all("p") if "Bayesian fits" in p.all_text()]
+    assert (
+        "a Bayesian verdict needs posterior probability >= 0.95 "
+        "(meta['bayes']['decision_threshold']). A posterior probability is not a p-value: "
+        "multiplicity corrections (Holm, Benjamini-Hochberg) apply to the bootstrap engine's "
+        "p-values only") in summary.all_text()
 
 
 # ------------------------------------------------------------------ the committed example

@@ -82,7 +82,10 @@ shape whose posterior probability is at least ``decision_threshold`` (0.95); oth
 engine), and a shape not in ``shapes`` becomes "inconclusive". The pooled row describes the
 population curve ``mu``; ``p_new_<shape>`` are the shape probabilities of the curve of a *new*
 family drawn from the hierarchy (posterior predictive), and ``p_new_family`` is the probability
-that a new family shows the pooled shape.
+that a new family shows the pooled shape. ``p_all_<shape>`` is the joint posterior probability
+that every observed family shows the shape (``p_all_families``: that of the pooled shape; the
+fraction of draws in which all family curves carry the label): the generality of the trend over the families at hand, which two or three families can
+establish when the population curve ``mu`` -- a statement about all families -- stays uncertain.
 
 Slopes are chords: ``(f(x_max) - f(x_min)) / (log10 x_max - log10 x_min)`` on the score scale
 (score per 10x), which equals the linear slope when the truth is a line; ``ci_lower/ci_upper`` are
@@ -892,7 +895,11 @@ def fit_bayes(table, ms: ModelScores, result, *, rng, model: str = "auto", draws
     TrendResult
         ``meta['method'] == 'bayes'``; ``families`` and ``pooled`` carry posterior slopes with
         credible intervals and ``p_positive, p_inverse, p_u_shaped, p_inverted_u, p_flat``;
-        ``pooled`` also ``p_new_<shape>`` and ``p_new_family``; ``posterior`` holds the
+        ``pooled`` also ``p_new_<shape>``, ``p_new_family`` (a new family shows the pooled
+        shape, or the most probable one when the pooled verdict is inconclusive:
+        ``new_family_shape``), ``p_all_<shape>`` (every observed family shows the shape: the
+        joint posterior probability, at most the smallest family's) and ``p_all_families``
+        (that of ``new_family_shape``); ``posterior`` holds the
         ``arviz.InferenceData`` of the quadratic fit: the sampled parameters, the slope draws
         behind the slope columns (``slope`` with dims chain, draw, family and
         ``pooled_slope``; score units per 10x) and, for 'model_level' only, a
@@ -950,7 +957,7 @@ def fit_bayes(table, ms: ModelScores, result, *, rng, model: str = "auto", draws
     notes, diag = _sampler_notes(idata, f"{kind} quadratic", hyper, target_accept)
 
     # per-family and pooled summaries
-    rows, bands, fam_df, slopes = {}, [], result.families.copy(), []
+    rows, bands, fam_df, slopes, fam_labels = {}, [], result.families.copy(), [], []
     for i, fam in enumerate(des.families):
         allow_u = bool(wanted & set(U_SHAPES)) and des.n_sizes(i) >= 5
         row, labels, vertex, band, slope = _summarise(engine, post, i, margin=margin, sign=sign,
@@ -961,6 +968,7 @@ def fit_bayes(table, ms: ModelScores, result, *, rng, model: str = "auto", draws
         rows[fam] = row
         bands.append(band.assign(family=fam, curve="posterior"))
         slopes.append(slope)
+        fam_labels.append(labels)
     if des.F > 1:
         allow_u = bool(wanted & set(U_SHAPES)) and des.n_sizes() >= 5
         prow, plabels, pvertex, _, pslope = _summarise(
@@ -976,10 +984,17 @@ def fit_bayes(table, ms: ModelScores, result, *, rng, model: str = "auto", draws
         prow.update({f"p_new_{n}": nrow[f"p_{n}"] for n in SHAPE_NAMES})
         prow["p_new_family"] = nrow[f"p_{target}"]
         prow["new_family_shape"] = target
+        # generality over the families at hand: every observed curve has the shape, jointly
+        joint = np.stack(fam_labels)
+        prow.update({f"p_all_{n}": float(np.mean((joint == i).all(axis=0)))
+                     for i, n in enumerate(SHAPE_NAMES)})
+        prow["p_all_families"] = prow[f"p_all_{target}"]
     else:
         prow, pslope = dict(rows[des.families[0]]), slopes[0]
         prow.update({f"p_new_{n}": np.nan for n in SHAPE_NAMES})
-        prow.update({"p_new_family": np.nan, "new_family_shape": None})
+        prow.update({f"p_all_{n}": np.nan for n in SHAPE_NAMES})
+        prow.update({"p_new_family": np.nan, "new_family_shape": None,
+                     "p_all_families": np.nan})
 
     for fam, row in rows.items():
         sel = fam_df["family"] == fam

@@ -57,11 +57,16 @@ class ClaimCheck:
     survives : bool
         True when every required check passed.
     p_value : float
-        The larger of the model-level p-value of the claim and its null-calibrated p-value.
+        The larger of the model-level p-value of the claim and its null-calibrated p-value
+        (both from the bootstrap engine, also for ``method='bayes'``).
     checks : pandas.DataFrame
-        One row per check: ``check, passed, required, detail, value``.
+        One row per check: ``check, passed, required, detail, value``. With
+        ``method='bayes'`` the ``significance`` row is Bayesian (passed when the posterior
+        verdict is the claim; value: the posterior probability of the claim) and the other
+        rows are those of the bootstrap engine's fit of the same data and seed.
     result : TrendResult
-        The fit the checks were run on (with claim-specific notes appended).
+        The fit the checks were run on (with claim-specific notes appended); the Bayesian fit
+        for ``method='bayes'``.
     alpha : float
     meta : dict
         Seed, replicate counts and options.
@@ -363,6 +368,16 @@ def check_claim(results, claim: str = "inverse", *, alpha: float = 0.05, n_boot:
     generator, seed = as_generator(rng)
     fit_rng = generator if seed == "generator" else seed
     extra_rng = generator if seed == "generator" else generator.spawn(1)[0]
+    bayes = None
+    if fit_kwargs.get("method") == "bayes":
+        if seed == "generator":         # one seed for both fits: the same bootstrap part
+            fit_rng = int(generator.integers(2**32))
+        # the checks below are frequentist: they run on the bootstrap engine's fit (the one the
+        # Bayesian fit starts from, same seed); only the significance row is Bayesian
+        bayes = fit_trend(table, n_boot=n_boot, confidence_level=1 - alpha, rng=fit_rng,
+                          **fit_kwargs)
+        fit_kwargs = {k: v for k, v in fit_kwargs.items() if k in _BOOTSTRAP_OPTIONS}
+        fit_kwargs["method"] = "bootstrap"
     result = fit_trend(table, n_boot=n_boot, confidence_level=1 - alpha, rng=fit_rng,
                        **fit_kwargs)
     if claim not in result.meta["shapes"]:
@@ -401,10 +416,13 @@ def check_claim(results, claim: str = "inverse", *, alpha: float = 0.05, n_boot:
     sign = 1 if result.meta["higher_is_better"] else -1
     p_claim = nz.claim_p_value(result.pooled, claim, sign, alpha)
     sig = result.shape == claim and p_claim <= alpha
-    rows = [_row("significance", sig, True,
-                 f"the fitted verdict is {result.shape}; p of {claim} = {_fmt(p_claim)} with "
-                 f"the {len(d.y)} models as the unit of inference (gate and shape test, "
-                 f"Knapp-Hartung, {d.k - d.n_groups - 1} df).", p_claim),
+    significance = (_row("significance", sig, True,
+                         f"the fitted verdict is {result.shape}; p of {claim} = "
+                         f"{_fmt(p_claim)} with the {len(d.y)} models as the unit of inference "
+                         f"(gate and shape test, Knapp-Hartung, {d.k - d.n_groups - 1} df).",
+                         p_claim)
+                    if bayes is None else _bayes_significance(bayes, claim, p_claim))
+    rows = [significance,
             _row("null_calibration", null["p_value"] <= alpha, True,
                  f"parametric bootstrap under the {null['null']} null with the estimated "
                  f"model-level and example-level noise: p = {_fmt(null['p_value'])} "
@@ -425,8 +443,33 @@ def check_claim(results, claim: str = "inverse", *, alpha: float = 0.05, n_boot:
     meta = {"seed": result.meta.get("seed"), "n_boot": int(n_boot), "alpha": alpha,
             "min_stability": min_stability, "n_stability": noise["n_stability"],
             "n_null": null["n_sim"], "main_label": main}
+    if bayes is not None:               # the Bayesian result, with the checks' diagnostics
+        meta["method"] = "bayes"
+        result = bayes.replace(meta={**bayes.meta, "noise": result.meta["noise"]})
+        if extra:
+            result = result.with_diagnostics(pd.DataFrame(extra, columns=list(extra[0])))
     return ClaimCheck(claim=claim, survives=survives, p_value=p_value, checks=checks,
                       result=result, alpha=alpha, meta=meta)
+
+
+#: fit_trend options the bootstrap engine takes (the rest go to the Bayesian engine)
+_BOOTSTRAP_OPTIONS = ("x", "flat_margin", "shapes", "higher_is_better", "proportion", "chance")
+
+
+def _bayes_significance(bayes, claim, p_boot):
+    """The significance row of a Bayesian check: the verdict needs posterior probability of the
+    claim >= decision_threshold; the bootstrap engine's p of the claim is quoted beside it."""
+    b, pooled = bayes.meta["bayes"], bayes.pooled
+    p_post = float(pooled.get(f"p_{claim}", np.nan))
+    detail = (f"the Bayesian verdict is {bayes.shape}; posterior P({claim}) = {_fmt(p_post)} "
+              f"(a verdict needs >= {b['decision_threshold']}, {b['model']} model)")
+    if bayes.meta["n_families"] > 1:
+        detail += (f"; P(every family {claim}) = "
+                   f"{_fmt(float(pooled.get(f'p_all_{claim}', np.nan)))}, P(a new family "
+                   f"{claim}) = {_fmt(float(pooled.get(f'p_new_{claim}', np.nan)))}")
+    detail += (f". The other checks use the bootstrap engine's fit of the same data (its p of "
+               f"{claim}: {_fmt(p_boot)}).")
+    return _row("significance", bayes.shape == claim, True, detail, p_post)
 
 
 # ---------------------------------------------------------------------------- command line

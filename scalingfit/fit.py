@@ -187,6 +187,11 @@ def fit_trend(results, *, x: str = "n_params", method: str = "bootstrap", n_boot
             f"confidence_level must lie in (0, 1); got {confidence_level!r}.")
     if method not in ("bootstrap", "bayes"):
         raise DataValidationError(f"method must be 'bootstrap' or 'bayes'; got {method!r}.")
+    if bayes_options and method != "bayes":
+        raise DataValidationError(
+            f"{', '.join(sorted(bayes_options))}: not an option of fit_trend with "
+            f"method={method!r} (only the Bayesian engine takes extra options: "
+            "scalingfit.bayes.fit_bayes). Pass method='bayes', or check the spelling.")
     if int(n_boot) < 100:
         raise DataValidationError(f"n_boot must be at least 100; got {n_boot!r}.")
     table = load_results(results, task=task, metric=metric, higher_is_better=higher_is_better,

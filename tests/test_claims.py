@@ -1,6 +1,7 @@
 """Tests of scalingfit.claims: check_claim calibration, the real-data regression, API and CLI."""
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -134,6 +135,35 @@ def test_wrong_claim_fails_with_reasons(inverse_check):
     assert not c.survives and c.p_value == 1.0
     assert "DOES NOT SURVIVE" in c.report()
     assert any(r.startswith("significance: the fitted verdict is inverse") for r in c.reasons())
+
+
+def test_bayesian_check_is_the_bootstrap_check_with_a_posterior_significance(inverse_check):
+    """check_claim(method='bayes'): the significance row is the posterior verdict (value
+    P(claim), with P(every family) and P(a new family)); every other row is the bootstrap
+    engine's on the same data and seed, identical to the bootstrap check; p_value stays the
+    frequentist one; the result is the Bayesian fit."""
+    df = simulate_results("inverse", n_families=2, n_models=8, n_examples=500, effect=2.0,
+                          model_sd=0.05, rng=3)
+    fast = {"draws": 500, "tune": 500, "chains": 2}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        c = check_claim(df, "inverse", rng=0, n_boot=300, method="bayes", **fast)
+        wrong = check_claim(df, "positive", rng=0, n_boot=300, method="bayes", **fast)
+    assert c.survives and c.meta["method"] == "bayes" and c.result.meta["method"] == "bayes"
+    sig = c.checks.set_index("check").loc["significance"]
+    assert sig["value"] == pytest.approx(c.result.pooled["p_inverse"])
+    assert "posterior P(inverse)" in sig["detail"] and "P(every family inverse)" in sig["detail"]
+    pd.testing.assert_frame_equal(c.checks.iloc[1:].reset_index(drop=True),
+                                  inverse_check.checks.iloc[1:].reset_index(drop=True))
+    assert c.p_value == pytest.approx(inverse_check.p_value)
+    assert not wrong.survives and not wrong.checks.loc[0, "passed"]
+    assert "the Bayesian verdict is inverse" in wrong.checks.loc[0, "detail"]
+
+
+def test_bayesian_options_need_the_bayesian_engine():
+    with pytest.raises(DataValidationError, match=r"draws: not an option of fit_trend with "
+                       r"method='bootstrap'.*Pass method='bayes'"):
+        fit_trend(simulate_results("inverse", rng=1), draws=500)
 
 
 def test_seeded_checks_are_reproducible():

@@ -233,6 +233,9 @@ def _generality(result, claim) -> Criterion:
         reason = (f"{k} of {n} families have posterior P({claim}) >= "
                   f"{_fmt(decision_threshold(result))}; {same_dir} of {n} point in the claimed "
                   "direction")
+        every = result.pooled.get(f"p_all_{claim}")
+        if _finite(every):
+            reason += f"; P(every family shows {claim}, jointly) = {_fmt(float(every))}"
         new = result.pooled.get(f"p_new_{claim}")
         if _finite(new):
             reason += f"; P(a new family shows {claim}) = {_fmt(float(new))}"

@@ -73,6 +73,9 @@ def _bayes_sentence(result) -> str:
     core = (f"{_SHAPE_WORDS[result.shape]}: posterior P({shown}) = {_fmt(probs[shown])}; slope "
             f"{_fmt(p['slope'])} {slope_words(result)}, {level}% credible interval "
             f"[{_fmt(p['ci_lower'])}, {_fmt(p['ci_upper'])}]")
+    every = p.get(f"p_all_{shown}")
+    if np.isfinite(_num(every)):
+        core += f"; P(every family shows {shown}) = {_fmt(every)}"
     new = p.get(f"p_new_{shown}")
     if np.isfinite(_num(new)):
         core += f"; P(a new family shows {shown}) = {_fmt(new)}"

@@ -79,10 +79,12 @@ def test_bayes_verdict_sentence_quotes_posterior_probabilities(table):
     Bayesian engine itself is tested in test_bayes.py.)"""
     res = fit_trend(table, rng=0, n_boot=N_BOOT)
     pooled = {**res.pooled, "p_positive": 0.001, "p_inverse": 0.987, "p_u_shaped": 0.0,
-              "p_inverted_u": 0.002, "p_flat": 0.004, "p_new_inverse": 0.81, "p_gate": np.nan}
+              "p_inverted_u": 0.002, "p_flat": 0.004, "p_new_inverse": 0.81, "p_all_inverse": 0.93,
+              "p_gate": np.nan}
     bayes = res.replace(pooled=pooled, meta={**res.meta, "method": "bayes"})
     text = verdict_sentence(bayes)
     assert "posterior P(inverse) = 0.987" in text
     assert "P(a new family shows inverse) = 0.81" in text
+    assert "P(every family shows inverse) = 0.93" in text
     assert "credible interval" in text and "p =" not in text
     assert "p = " in verdict_sentence(res)

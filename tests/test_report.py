@@ -568,7 +568,8 @@ def test_bayes_lights_use_the_posterior_probability(bayes, bayes_dom, check):
     k = int((fam["p_inverse"] >= thr).sum())
     assert _reason(lights["generality"]) == (
         f"{k} of 3 families have posterior P(inverse) >= {fmt(thr)}; 3 of 3 point in the "
-        f"claimed direction; P(a new family shows inverse) = {fmt(p['p_new_inverse'])}.")
+        f"claimed direction; P(every family shows inverse, jointly) = "
+        f"{fmt(p['p_all_inverse'])}; P(a new family shows inverse) = {fmt(p['p_new_inverse'])}.")
     rows = _table_rows(bayes_dom, "claim_families")
     got = [float(r.find_all("td", data_col="p_posterior")[0].attrs["data-value"]) for r in rows]
     assert got == list(fam["p_inverse"])

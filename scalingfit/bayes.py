@@ -148,6 +148,8 @@ PRIORS = {
 }
 _GRID = 33
 _RHAT_MAX, _ESS_MIN, _BFMI_MIN, _K_MAX = 1.01, 400, 0.3, 0.7
+#: draws per chain (2 chains) of an exact LOO refit
+_REFIT_DRAWS = 500
 #: per-example rows per model from which the crossed model's default target_accept is 0.9
 _CROSSED_RICH = 200
 
@@ -757,8 +759,16 @@ def _psis_loo(ll, n_chains):
     return np.asarray(res.loo_i), np.asarray(res.pareto_k)
 
 
-def _compare(engine, fits, sample, max_refits, n_chains, rng):
-    """Grouped LOO of each curve form, exact refits for high Pareto k; the selection table."""
+def _model_label(des, m):
+    """Label of model ``m`` (its family and index) for messages."""
+    return f"{m} (family {des.families[des.fam[m]]})"
+
+
+def _compare(engine, fits, sample, max_refits, n_chains, rng, check=None):
+    """Grouped LOO of each curve form, exact refits for high Pareto k; the selection table.
+
+    ``sample(data, refit=True)`` draws a refit; ``check(idata, label)`` returns its sampler
+    warnings (a refit that did not converge must not pass unseen)."""
     des = engine.des
     pointwise, notes = {}, []
     for form, (idata, curvature) in fits.items():
@@ -769,7 +779,9 @@ def _compare(engine, fits, sample, max_refits, n_chains, rng):
         for m in np.argsort(-kk):
             if kk[m] <= _K_MAX or len(refit) >= max_refits:
                 break
-            idata_m, _ = sample(engine.data(curvature, hold_out=int(m)))
+            idata_m, _ = sample(engine.data(curvature, hold_out=int(m)), refit=True)
+            if check is not None:
+                notes += check(idata_m, f"{form} fit without model {_model_label(des, m)}")
             ll_m = engine.pointwise(idata_m, curvature)
             ll_m = ll_m[0] if isinstance(ll_m, tuple) else ll_m
             elpd[m] = special.logsumexp(ll_m[:, m]) - np.log(len(ll_m))
@@ -882,7 +894,10 @@ def fit_bayes(table, ms: ModelScores, result, *, rng, model: str = "auto", draws
         model-level fit of ``synthetic_families.csv`` and ~34 s more for the crossed 3 x 8 x
         500 benchmark set (docs/bayes.md).
     max_refits : int
-        At most this many exact refits for models with Pareto k > 0.7.
+        At most this many exact refits for models with Pareto k > 0.7, per curve form. A refit
+        serves one model's LOO term, computed on at most 1,000 draws, so it runs 2 chains x
+        ``min(draws, 500)`` draws with the full warm-up; its R-hat, divergence and E-BFMI
+        warnings become notes.
     target_accept : float, optional
         NUTS target acceptance rate. Default 0.95 for 'model_level' (a rare divergence at 0.9
         on typical data); for 'crossed' 0.9 with >= 200 examples per model (no divergence
@@ -941,9 +956,14 @@ def fit_bayes(table, ms: ModelScores, result, *, rng, model: str = "auto", draws
     seeds = iter(np.random.SeedSequence(seed).generate_state(2 + max_refits * 2))
     timing = {"compile_s": 0.0, "sample_s": 0.0}
 
-    def sample(data):
-        idata, t = _sample(engine, data, sampler=sampler, draws=int(draws),
-                           tune=int(tune), chains=int(chains), cores=cores,
+    def sample(data, refit=False):
+        # a LOO refit serves one model's term, computed on <= 1,000 draws (the crossed
+        # model's terms are thinned to 1,000): 2 chains x 500 draws give them, at a third of
+        # the cost; the warm-up stays full
+        n_draws, n_chains = ((min(int(draws), _REFIT_DRAWS), min(int(chains), 2)) if refit
+                             else (int(draws), int(chains)))
+        idata, t = _sample(engine, data, sampler=sampler, draws=n_draws, tune=int(tune),
+                           chains=n_chains, cores=min(cores, n_chains),
                            seed=int(next(seeds)), target_accept=target_accept)
         for key_ in timing:
             timing[key_] += t[key_]
@@ -1016,7 +1036,12 @@ def fit_bayes(table, ms: ModelScores, result, *, rng, model: str = "auto", draws
         notes += lin_notes
         selection, loo_notes = _compare(engine, {"linear": (idata_lin, False),
                                                  "quadratic": (idata, True)},
-                                        sample, int(max_refits), int(chains), post_rng)
+                                        sample, int(max_refits), int(chains), post_rng,
+                                        check=lambda idata_m, label: [
+                                            n for n in _sampler_notes(
+                                                idata_m, f"{kind} {label}", hyper,
+                                                target_accept)[0]
+                                            if n["code"] != "bayes_low_ess"])
         notes += loo_notes
         for fam in des.families:
             s = selection[selection["family"] == fam]

@@ -176,6 +176,21 @@ def test_exact_refits_of_grouped_loo(monkeypatch):
     assert "bayes_loo_high_k" not in set(psis.diagnostics["code"])
 
 
+def test_loo_refits_use_two_chains_of_500_draws(monkeypatch):
+    """Exact refits serve one model's LOO term (on <= 1,000 draws), so they run 2 chains x 500
+    draws with the full warm-up; the two main fits keep the requested 4 x 1,000."""
+    import scalingfit.bayes as bayes
+
+    calls, real = [], bayes._sample
+    monkeypatch.setattr(bayes, "_K_MAX", -np.inf)
+    monkeypatch.setattr(bayes, "_sample", lambda *a, **kw: calls.append(
+        (kw["draws"], kw["chains"], kw["tune"])) or real(*a, **kw))
+    df = simulate_results("inverse", n_models=6, n_examples=200, rng=43)
+    r = _quiet_fit(df, method="bayes", rng=1, compare=True, max_refits=1)
+    assert calls == [(1000, 4, 1000)] * 2 + [(500, 2, 1000)] * 2, calls
+    assert (r.selection["n_refits"] == 1).all()
+
+
 def test_cli_fit_method_bayes(capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

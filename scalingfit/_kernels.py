@@ -1,16 +1,17 @@
-"""Numba kernel of the collapsed model-level posterior (imported lazily by :mod:`scalingfit.bayes`).
+"""Numba kernels of the Bayesian engine's posteriors (imported lazily by :mod:`scalingfit.bayes`).
 
-Why a kernel: nutpie samples a PyMC model through numba C callbacks that it compiles anew in
-every process (5-9 s for a one-parameter model here, 13-22 s for the model-level model; numba
-cannot cache them on disk), which was most of the first Bayesian fit's wall time. This kernel
-is the same log density, written once with its analytic gradient and compiled with
-``cache=True``: numba stores it on disk, so only the first call on a machine compiles it (3 s
-here) and every later process loads it in a fraction of a second. ``tests/test_bayes.py``
-checks that its log density and gradient equal PyMC's for the model built by
-:func:`scalingfit.bayes._build_model_level` (that PyMC model stays the definition, and is what
-``sampler='pymc'`` samples).
+Why kernels: nutpie samples a PyMC model through numba C callbacks that it compiles anew in
+every process (5-9 s for a one-parameter model here, 13-22 s for the model-level model, 13-34 s
+for the crossed one; numba cannot cache them on disk), which was most of the first Bayesian
+fit's wall time. These kernels are the same log densities, written once with their analytic
+gradients and compiled with ``cache=True``: numba stores them on disk, so only the first call on
+a machine compiles them (3 s for the model-level kernel here) and every later process loads them
+in a fraction of a second. ``tests/test_bayes.py`` checks that their log densities and gradients
+equal PyMC's for the models built by :func:`scalingfit.bayes._build_model_level` and
+:func:`scalingfit.bayes._build_crossed` at random points (those PyMC models stay the definition,
+and are what ``sampler='pymc'`` samples).
 
-The density, on the unconstrained scale ``x = (log sd_a, log sd_b, log sd_c, log tau_1, ...,
+:func:`model_level_logp`: the density, on the unconstrained scale ``x = (log sd_a, log sd_b, log sd_c, log tau_1, ...,
 log tau_F)`` that PyMC and nutpie use for half-normal scales::
 
     S = Z diag(g) Z' + V + diag(tau[fam]^2),   g = (mu_prior^2, sd^2 repeated per family)
@@ -98,4 +99,140 @@ def model_level_logp(x, y, V, Z, fam, g0, s_sd, s_tau):
         r = s / (s_sd[j] if j < 3 else s_tau)
         grad[j] = 2 * s * s * grad[j] - r * r + 1
         lp += -0.5 * r * r + x[j] - (np.log(s_sd[j]) if j < 3 else 0.0)
+    return lp, grad
+
+
+@numba.njit(cache=True, nogil=True)
+def crossed_logp(x, Y, T, W, Z, U, mask, n_ex, normal, g0, beta_sd, beta_tau, s_sd_d,
+                 s_sigma):
+    """Log density and gradient of the crossed model (:func:`scalingfit.bayes._build_crossed`).
+
+    ``x`` holds, in PyMC's order and on its unconstrained scales: ``log sd`` (3), ``log tau``
+    (1), ``a`` (k), ``z`` (k), then with example effects ``log sd_d`` and the ``n_ex - 1``
+    zero-sum coordinates of ``d`` (PyMC's zero-sum transform, an isometry), then for Gaussian
+    scores ``log sigma``. ``beta_sd``, ``beta_tau`` are the Gamma(2, beta) prior rates;
+    ``s_sd_d``, ``s_sigma`` the half-normal scales. Returns ``(logp, grad)``.
+    """
+    k, p = Z.shape
+    F = p // 3 - 1
+    E = Y.shape[1]
+    grad = np.zeros(x.shape[0])
+    lp = 0.0
+    # scales: Gamma(2, beta) priors on the log scale (+ Jacobian)
+    sd = np.exp(x[:3])
+    tau = np.exp(x[3])
+    for j in range(3):
+        lp += 2 * np.log(beta_sd[j]) + 2 * x[j] - beta_sd[j] * sd[j]
+        grad[j] = 2 - beta_sd[j] * sd[j]
+    lp += 2 * np.log(beta_tau) + 2 * x[3] - beta_tau * tau
+    grad[3] = 2 - beta_tau * tau
+    # a ~ MvNormal(0, ZU diag(g) ZU' + diag(mask tau^2 + 1 - mask)), ZU = U'Z
+    a = x[4:4 + k]
+    z = x[4 + k:4 + 2 * k]
+    ZU = U.T @ Z
+    g = np.empty(p)
+    for j in range(3):
+        g[j] = g0[j]
+        for f in range(F):
+            g[3 + 3 * f + j] = sd[j] * sd[j]
+    ZUg = np.empty((k, p))
+    for i in range(k):
+        for q in range(p):
+            ZUg[i, q] = ZU[i, q] * g[q]
+    S = ZUg @ ZU.T
+    for i in range(k):
+        S[i, i] += mask[i] * tau * tau + 1.0 - mask[i]
+    L = np.linalg.cholesky(S)
+    Li = np.linalg.inv(L)
+    P = Li.T @ Li
+    alpha = P @ a
+    W_ = P @ ZU
+    lp += -0.5 * k * _LOG_2PI
+    dtau2 = 0.0
+    for i in range(k):
+        lp += -np.log(L[i, i]) - 0.5 * a[i] * alpha[i]
+        grad[4 + i] = -alpha[i]
+        dtau2 += mask[i] * 0.5 * (alpha[i] ** 2 - P[i, i])
+    for q in range(3, p):
+        za, zw = 0.0, 0.0
+        for i in range(k):
+            za += ZU[i, q] * alpha[i]
+            zw += ZU[i, q] * W_[i, q]
+        grad[q % 3] += 0.5 * (za * za - zw) * 2 * sd[q % 3] ** 2
+    grad[3] += dtau2 * 2 * tau * tau
+    # z ~ N(0, 1)
+    for i in range(k):
+        lp += -0.5 * z[i] ** 2 - 0.5 * _LOG_2PI
+        grad[4 + k + i] = -z[i]
+    # latent model scores eta_m = U (mask a + (1 - mask) tau z)
+    b = np.empty(k)
+    for i in range(k):
+        b[i] = mask[i] * a[i] + (1.0 - mask[i]) * tau * z[i]
+    eta_m = U @ b
+    pos = 4 + 2 * k
+    d = np.zeros(E)
+    if n_ex > 0:
+        # sd_d ~ HalfNormal(s_sd_d) on the log scale; d ~ ZeroSumNormal(sd_d) from n - 1 coords
+        sd_d = np.exp(x[pos])
+        r = sd_d / s_sd_d
+        lp += _LOG_SQRT_2_OVER_PI - np.log(s_sd_d) - 0.5 * r * r + x[pos]
+        grad[pos] = 1 - r * r
+        v = x[pos + 1:pos + n_ex]
+        n = float(n_ex)
+        sv = v.sum()
+        norm = sv / (np.sqrt(n) + n)
+        for i in range(n_ex - 1):
+            d[i] = v[i] - norm
+        d[n_ex - 1] = norm - sv / np.sqrt(n) - norm
+        ss = 0.0
+        for i in range(n_ex):
+            ss += d[i] * d[i]
+        lp += -0.5 * ss / sd_d ** 2 - (n - 1) * (0.5 * _LOG_2PI + x[pos])
+        grad[pos] += ss / sd_d ** 2 - (n - 1)
+    # the likelihood over the dense (model x example) matrix
+    g_eta_m = np.zeros(k)
+    g_d = np.zeros(E)
+    if normal:
+        sigma = np.exp(x[-1])
+        g_sigma = 0.0
+        for m in range(k):
+            for i in range(E):
+                if W[m, i] != 0.0:
+                    res = Y[m, i] - eta_m[m] - d[i]
+                    lp += W[m, i] * (-0.5 * (res / sigma) ** 2 - x[-1])
+                    ge = W[m, i] * res / sigma ** 2
+                    g_eta_m[m] += ge
+                    g_d[i] += ge
+                    g_sigma += W[m, i] * ((res / sigma) ** 2 - 1.0)
+        r = sigma / s_sigma
+        lp += _LOG_SQRT_2_OVER_PI - np.log(s_sigma) - 0.5 * r * r + x[-1]
+        grad[-1] = g_sigma + 1 - r * r
+    else:
+        for m in range(k):
+            for i in range(E):
+                if W[m, i] != 0.0:
+                    e = eta_m[m] + d[i]
+                    t = np.exp(-abs(e))                 # one exp for log1pexp and sigmoid
+                    log1pexp = max(e, 0.0) + np.log1p(t)
+                    sigmoid = 1.0 / (1.0 + t) if e >= 0 else t / (1.0 + t)
+                    lp += W[m, i] * (Y[m, i] * e - T[m, i] * log1pexp)
+                    ge = W[m, i] * (Y[m, i] - T[m, i] * sigmoid)
+                    g_eta_m[m] += ge
+                    g_d[i] += ge
+    # back through eta_m = U b and the zero-sum transform
+    gb = U.T @ g_eta_m
+    for i in range(k):
+        grad[4 + i] += mask[i] * gb[i]
+        grad[4 + k + i] += (1.0 - mask[i]) * tau * gb[i]
+        grad[3] += (1.0 - mask[i]) * z[i] * gb[i] * tau
+    if n_ex > 0:
+        sd_d = np.exp(x[pos])
+        for i in range(n_ex):
+            g_d[i] -= d[i] / sd_d ** 2
+        head = 0.0
+        for i in range(n_ex - 1):
+            head += g_d[i]
+        n = float(n_ex)
+        for i in range(n_ex - 1):
+            grad[pos + 1 + i] = g_d[i] - head / (np.sqrt(n) + n) - g_d[n_ex - 1] / np.sqrt(n)
     return lp, grad

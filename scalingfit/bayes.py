@@ -46,7 +46,9 @@ span of the family curves is sampled centred and the part orthogonal to it, whos
 ``N(0, tau^2 I)`` alone, non-centred (``tau * z``), so a small ``tau`` makes no funnel. ``mu``
 and ``beta_f`` are then drawn exactly from their Gaussian conditional given each draw of
 ``eta`` (as in the model-level model, with ``V = 0``). The score-scale curve of a family is the
-average over its examples of ``invlogit(a_f + d_i + b_f t + c_f t^2)``.
+average over its examples of ``invlogit(a_f + d_i + b_f t + c_f t^2)``. nutpie samples it
+through the numba kernel :func:`scalingfit._kernels.crossed_logp` (cached on disk, checked
+against this PyMC model in the tests), as for the model-level model.
 
 Priors (standardised score units for the model-level model, logits for the crossed model)::
 
@@ -522,6 +524,76 @@ def _build_crossed(n_ex, k, F, likelihood):
     return model
 
 
+def _crossed_nutpie_model(engine):
+    """nutpie model of the crossed posterior, its log density the numba kernel
+    :func:`scalingfit._kernels.crossed_logp` (cached on disk; nutpie's compile of the PyMC
+    model took 13-34 s in every new process). The start is PyMC's initial point of the same
+    model, jittered by U(-1, 1) on the unconstrained scale as nutpie does."""
+    from nutpie.compiled_pyfunc import from_pyfunc
+
+    from ._kernels import crossed_logp
+
+    pr, k, n_ex = PRIORS["crossed"], engine.des.k, engine.n_ex
+    normal = engine.likelihood == "normal"
+    consts = (np.square(pr["mu"]), 2.0 / np.asarray(pr["sd"], dtype=float), 2.0 / pr["tau"],
+              pr["sd_d"] if not normal else 1.0, float(pr["sigma"]))
+    model = engine.build()
+    point = model.initial_point()
+    start = np.concatenate([np.ravel(point[v.name]) for v in model.value_vars])
+    shared = {name: np.asarray(val, dtype=float) for name, val in engine.data().items()}
+    shared.setdefault("T", np.ones_like(shared["Y"]))
+    crossed_logp(start, shared["Y"], shared["T"], shared["W"], shared["Z"], shared["U"],
+                 shared["mask"], n_ex, normal, *consts)    # compile, or load numba's cache
+
+    def make_logp():
+        def logp(x, Y, T, W, Z, U, mask):
+            try:
+                lp, grad = crossed_logp(x, Y, T, W, Z, U, mask, n_ex, normal, *consts)
+            except Exception:           # a non-positive-definite covariance far out in warm-up
+                return -np.inf, np.zeros_like(x)
+            if not (np.isfinite(lp) and np.isfinite(grad).all()):
+                return -np.inf, np.zeros_like(x)
+            return float(lp), grad
+        return logp
+
+    def make_expand(seed1, seed2, chain):
+        def expand(x, Y, T, W, Z, U, mask):
+            return _crossed_expand(x, U, mask, k, n_ex, normal)
+        return expand
+
+    def initial_point(seed):
+        return start + np.random.default_rng(seed).uniform(-1, 1, size=start.shape)
+
+    names, shapes = _crossed_variables(k, n_ex, normal)
+    return from_pyfunc(len(start), make_logp, make_expand, [np.dtype("float64")] * len(names),
+                       shapes, names, shared_data=shared, make_initial_point_fn=initial_point)
+
+
+def _crossed_variables(k, n_ex, normal):
+    names = ["sd", "tau", "a", "z", "eta_m"] + (["sd_d", "d"] if n_ex else []) + (
+        ["sigma"] if normal else [])
+    shapes = [(3,), (1,), (k,), (k,), (k,)] + ([(), (n_ex,)] if n_ex else []) + (
+        [()] if normal else [])
+    return names, shapes
+
+
+def _crossed_expand(x, U, mask, k, n_ex, normal):
+    """The crossed model's variables from an unconstrained point (PyMC's transforms)."""
+    tau = np.exp(x[3:4])
+    a, z = x[4:4 + k], x[4 + k:4 + 2 * k]
+    out = {"sd": np.exp(x[:3]), "tau": tau, "a": a.copy(), "z": z.copy(),
+           "eta_m": U @ (mask * a + (1.0 - mask) * tau[0] * z)}
+    if n_ex:
+        pos = 4 + 2 * k
+        v = x[pos + 1:pos + n_ex]
+        n, sv = float(n_ex), v.sum()
+        out["sd_d"] = np.asarray(np.exp(x[pos]))
+        out["d"] = np.append(v - sv / (np.sqrt(n) + n), -sv / np.sqrt(n))
+    if normal:
+        out["sigma"] = np.asarray(np.exp(x[-1]))
+    return out
+
+
 def _split_basis(Z):
     """Orthonormal basis ``U`` (k, k) of R^k whose first ``rank(Z)`` columns span Z's columns."""
     U, s, _ = np.linalg.svd(Z, full_matrices=True)
@@ -574,7 +646,7 @@ class _Crossed:
         return _build_crossed(self.n_ex, self.des.k, self.des.F, self.likelihood)
 
     def nutpie_model(self):
-        return _nutpie().compile_pymc_model(self.build())
+        return _crossed_nutpie_model(self)
 
     def data(self, curvature=True, hold_out=None):
         W = self.mask.astype(float)

@@ -295,8 +295,9 @@ def test_crossed_model_runs_on_per_example_data():
 def test_crossed_model_on_several_families_converges_and_compares():
     """Crossed model, 3 families x 6 models x 200 examples, compare=True: R-hat <= 1.01, no
     divergence, every family and the pooled curve called inverse, and a grouped-LOO table with
-    both forms, finite elpd, pseudo-BMA weights summing to 1, no Pareto k above 0.7 (the
-    example effects are integrated out of each model's LOO term; measured max 0.67) and the
+    both forms, finite elpd, pseudo-BMA weights summing to 1, Pareto k below 1 and any model
+    above 0.7 refitted (the example effects are integrated out of each model's LOO term;
+    measured max 0.67 on one run, 0.73 for one model, refitted, on another) and the
     true (linear) form preferred over all models (measured: delta elpd 2.1, weight 0.89).
     The sampler defaults (4 x 1,000 draws, ~8 s per fit here): with 2 x 500 the maximum R-hat
     over the 22 monitored parameters is itself noisy (1.02 on this data set, tail ESS ~440)."""
@@ -314,7 +315,9 @@ def test_crossed_model_on_several_families_converges_and_compares():
     assert set(sel["family"]) == {"all", "fam0", "fam1", "fam2"}
     assert np.isfinite(sel[["elpd_loo", "se", "delta_elpd"]].to_numpy(dtype=float)).all()
     np.testing.assert_allclose(sel.groupby("family")["weight"].sum(), 1.0)
-    assert (sel["max_pareto_k"] <= 0.7).all(), sel
+    # Pareto k near 0.7 (its estimate is noisy): any model above was refitted exactly
+    assert (sel["max_pareto_k"] < 1.0).all(), sel
+    assert ((sel["max_pareto_k"] <= 0.7) | (sel["n_refits"] >= 1)).all(), sel
     assert "bayes_loo_high_k" not in set(r.diagnostics["code"])
     # the truth is a line (logit scale): the comparison must not favour the quadratic
     assert r.pooled["best_curve"] == "linear", sel
@@ -393,3 +396,84 @@ def test_kernel_posterior_matches_nutpie_on_the_pymc_model(monkeypatch):
     allowed = 4 * np.sqrt(a["mcse_mean"] ** 2 + b["mcse_mean"] ** 2)
     assert (gap <= allowed).all(), pd.DataFrame({"gap": gap, "allowed": allowed})
     assert fits["kernel"].shape == fits["pymc"].shape == "inverse"
+
+
+def _crossed_case(kind):
+    """(engine, data) of the crossed model for Bernoulli, Gaussian and binomial scores."""
+    from scalingfit import bayes, data
+
+    df = simulate_results("inverse", n_families=2, n_models=5, n_examples=60, rng=13)
+    if kind == "normal":
+        df = df.assign(score=df["score"] + np.random.default_rng(1).normal(0, 0.3, len(df)),
+                       metric="rouge")
+    elif kind == "binomial":
+        df = (df.groupby(["family", "model", "n_params"], as_index=False)["score"]
+              .agg(score="mean", n="size"))
+    table = data.load_results(df)
+    ms = data.model_scores(table)
+    engine = bayes._Crossed(ms, bayes._Design(ms), table)
+    assert engine.likelihood == kind
+    return engine
+
+
+@pytest.mark.parametrize("kind, hold_out", [("bernoulli", None), ("bernoulli", 3),
+                                            ("normal", None), ("binomial", None)])
+def test_crossed_kernel_equals_the_pymc_model(kind, hold_out):
+    """The crossed kernel (scalingfit._kernels.crossed_logp) is the PyMC model's log density
+    and gradient on PyMC's unconstrained scales (log scales, zero-sum coordinates of d), for
+    each likelihood and for LOO hold-out weights. Measured: a constant offset <= 2e-9 (prior
+    normalising constants rounded differently), gradients equal to <= 5e-12 (entries up to
+    ~700); tolerances 1e-7 and 1e-8 relative would catch any wrong term."""
+    import pymc as pm
+
+    from scalingfit import bayes
+    from scalingfit._kernels import crossed_logp
+
+    engine = _crossed_case(kind)
+    d = engine.data(hold_out=hold_out)
+    model = engine.build()
+    with model:
+        pm.set_data(d)
+    ref = model.logp_dlogp_function(ravel_inputs=True)
+    ref.set_extra_values({})
+    pr = bayes.PRIORS["crossed"]
+    consts = (np.square(pr["mu"]), 2.0 / np.asarray(pr["sd"]), 2.0 / pr["tau"],
+              pr["sd_d"] if kind != "normal" else 1.0, pr["sigma"])
+    n = sum(np.size(v) for v in model.initial_point().values())
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        x = rng.normal(size=n) * 0.7
+        lp, grad = crossed_logp(x, d["Y"], d.get("T", np.ones_like(d["Y"])), d["W"], d["Z"],
+                                d["U"], d["mask"], engine.n_ex, kind == "normal", *consts)
+        lp_ref, grad_ref = ref(x)
+        assert lp == pytest.approx(float(lp_ref), abs=1e-7)
+        np.testing.assert_allclose(grad, grad_ref, rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("kind", ["bernoulli", "normal", "binomial"])
+def test_crossed_expand_equals_pymc_transforms(kind):
+    """The variables stored for each draw (sd, tau, a, z, eta_m, sd_d, d, sigma) are PyMC's
+    back-transforms of the unconstrained point (exact up to float rounding)."""
+    import pymc as pm
+
+    from scalingfit.bayes import _crossed_expand
+
+    engine = _crossed_case(kind)
+    d = engine.data()
+    model = engine.build()
+    names = [v.name for v in model.unobserved_value_vars]
+    fn = model.compile_fn(outs=model.unobserved_value_vars, inputs=model.value_vars,
+                          on_unused_input="ignore", point_fn=False)
+    x = np.random.default_rng(2).normal(size=sum(np.size(v) for v in
+                                                 model.initial_point().values()))
+    parts, pos = [], 0
+    for v in model.value_vars:
+        size = int(np.size(model.initial_point()[v.name]))
+        parts.append(x[pos:pos + size].reshape(np.shape(model.initial_point()[v.name])))
+        pos += size
+    with model:
+        pm.set_data(d)
+    want = dict(zip(names, fn(*parts)))
+    got = _crossed_expand(x, d["U"], d["mask"], engine.des.k, engine.n_ex, kind == "normal")
+    for name, value in got.items():
+        np.testing.assert_allclose(value, want[name], rtol=1e-10, atol=1e-12, err_msg=name)

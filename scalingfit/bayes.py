@@ -962,8 +962,8 @@ def fit_bayes(table, ms: ModelScores, result, *, rng, model: str = "auto", draws
     compare : bool
         Also fit the linear curve and compare it with the quadratic by grouped LOO, with exact
         refits for high Pareto k (``selection``, ``best_curve``). Off by default: it adds a
-        second (linear) fit and the LOO terms; measured on cached calls, ~1 s more for the
-        model-level fit of ``synthetic_families.csv`` and ~34 s more for the crossed 3 x 8 x
+        second (linear) fit and the LOO terms; measured on cached calls, ~3 s more for the
+        model-level fit of ``synthetic_families.csv`` and ~38 s more for the crossed 3 x 8 x
         500 benchmark set (docs/bayes.md).
     max_refits : int
         At most this many exact refits for models with Pareto k > 0.7, per curve form. A refit

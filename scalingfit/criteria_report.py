@@ -323,7 +323,8 @@ def _claims_missing_why() -> str:
 
     if importlib.util.find_spec("scalingfit.claims") is None:
         return "scalingfit.claims is not installed"
-    return "scalingfit.claims needs the results table: pass data= to run its checks"
+    return ("scalingfit.claims did not run its checks: it needs the results table (data=) and "
+            "refuses claims it cannot test on them, e.g. a U claim with fewer than 5 sizes")
 
 
 def _noise(result, claim, check) -> Criterion:
@@ -415,6 +416,8 @@ def _coverage(result, claim, cov) -> Criterion:
         status = "warn"
     else:
         status = "fail"
+    if _is_bayes(result):
+        reason += " (levels refitted with the bootstrap engine)"
     return Criterion("coverage", status, f"{reason}; {ex}; {rep}.", cov)
 
 

@@ -746,3 +746,19 @@ def test_claim_p_value_agrees_with_the_gated_verdict(source, task):
     p = claim_p_value(res.pooled, "inverse", 1)
     assert (p <= res.meta["alpha"]) == (res.shape == "inverse")
     assert p == max(res.pooled["p_gate"], res.pooled["p_value"]) or res.pooled["slope"] > 0
+
+
+def test_bayesian_coverage_says_its_levels_use_the_bootstrap_engine():
+    """coverage_table refits each variant with the bootstrap engine; for a Bayesian result the
+    coverage reason says so (the levels' shapes are not posterior verdicts)."""
+    from scalingfit.criteria_report import _coverage
+
+    res = fit_trend(simulate_results("inverse", rng=2), rng=0, n_boot=200)
+    cov = pd.DataFrame({"column": "variant", "level": ["a", "b"], "shape": "inverse",
+                        "agrees": True})
+    boot = _coverage(res, "inverse", cov)
+    bayes = _coverage(res.replace(meta={**res.meta, "method": "bayes"}), "inverse", cov)
+    assert boot.status == bayes.status == "pass"
+    assert "bootstrap engine" not in boot.reason
+    assert bayes.reason.startswith("2 of 2 variant levels show inverse, 2 of 2 point the same "
+                                   "way (levels refitted with the bootstrap engine);")

@@ -1,7 +1,7 @@
 """Numba kernels of the Bayesian engine's posteriors (imported lazily by :mod:`scalingfit.bayes`).
 
 Why kernels: nutpie samples a PyMC model through numba C callbacks that it compiles anew in
-every process (5-9 s for a one-parameter model here, 13-22 s for the model-level model, 13-34 s
+every process (5-9 s for a one-parameter model here, 13-29 s for the model-level model, 13-34 s
 for the crossed one; numba cannot cache them on disk), which was most of the first Bayesian
 fit's wall time. These kernels are the same log densities, written once with their analytic
 gradients and compiled with ``cache=True``: numba stores them on disk, so only the first call on
@@ -11,8 +11,8 @@ equal PyMC's for the models built by :func:`scalingfit.bayes._build_model_level`
 :func:`scalingfit.bayes._build_crossed` at random points (those PyMC models stay the definition,
 and are what ``sampler='pymc'`` samples).
 
-:func:`model_level_logp`: the density, on the unconstrained scale ``x = (log sd_a, log sd_b, log sd_c, log tau_1, ...,
-log tau_F)`` that PyMC and nutpie use for half-normal scales::
+:func:`model_level_logp`: the density, on the unconstrained scale ``x = (log sd_a, log sd_b,
+log sd_c, log tau_1, ..., log tau_F)`` that PyMC and nutpie use for half-normal scales::
 
     S = Z diag(g) Z' + V + diag(tau[fam]^2),   g = (mu_prior^2, sd^2 repeated per family)
     log p = log N(y | 0, S) + sum log HalfNormal(sd | s_sd) + sum log HalfNormal(tau | s_tau)

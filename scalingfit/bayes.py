@@ -27,7 +27,7 @@ coefficients are then drawn exactly from their Gaussian conditional for every po
 diverge in, and the 3 + F dimensional posterior (6 for three families) samples in seconds.
 nutpie samples it through :func:`scalingfit._kernels.model_level_logp`, a numba kernel of this
 log density and its gradient that numba caches on disk (nutpie's own compile of the PyMC model
-below took 13-22 s in every new process); the PyMC model is the definition, checked against the
+below took 13-29 s in every new process); the PyMC model is the definition, checked against the
 kernel in the tests, and is what ``sampler='pymc'`` samples.
 
 ``model="crossed"`` -- the likelihood at the level of the data: per-example Bernoulli-logit for
@@ -86,8 +86,9 @@ population curve ``mu``; ``p_new_<shape>`` are the shape probabilities of the cu
 family drawn from the hierarchy (posterior predictive), and ``p_new_family`` is the probability
 that a new family shows the pooled shape. ``p_all_<shape>`` is the joint posterior probability
 that every observed family shows the shape (``p_all_families``: that of the pooled shape; the
-fraction of draws in which all family curves carry the label): the generality of the trend over the families at hand, which two or three families can
-establish when the population curve ``mu`` -- a statement about all families -- stays uncertain.
+fraction of draws in which all family curves carry the label): the generality of the trend over
+the families at hand, which two or three families can establish when the population curve
+``mu`` -- a statement about all families -- stays uncertain.
 
 Slopes are chords: ``(f(x_max) - f(x_min)) / (log10 x_max - log10 x_min)`` on the score scale
 (score per 10x), which equals the linear slope when the truth is a line; ``ci_lower/ci_upper`` are
@@ -332,7 +333,7 @@ def _build_model_level(k, F):
 def _ml_nutpie_model(k, F):
     """nutpie model of the collapsed model-level posterior, its log density the numba kernel
     :func:`scalingfit._kernels.model_level_logp` (compiled once per machine, cached on disk;
-    the PyMC model of :func:`_build_model_level` needs nutpie's per-process compile, 13-22 s)."""
+    the PyMC model of :func:`_build_model_level` needs nutpie's per-process compile, 13-29 s)."""
     from nutpie.compiled_pyfunc import from_pyfunc
 
     from ._kernels import model_level_logp

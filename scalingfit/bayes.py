@@ -87,8 +87,8 @@ family drawn from the hierarchy (posterior predictive), and ``p_new_family`` is 
 that a new family shows the pooled shape. ``p_all_<shape>`` is the joint posterior probability
 that every observed family shows the shape (``p_all_families``: that of the pooled shape; the
 fraction of draws in which all family curves carry the label): the generality of the trend over
-the families at hand, which two or three families can establish when the population curve
-``mu`` -- a statement about all families -- stays uncertain.
+the families at hand, where the pooled row speaks of the population of families (measured
+against the pooled verdict in docs/bayes.md).
 
 Slopes are chords: ``(f(x_max) - f(x_min)) / (log10 x_max - log10 x_min)`` on the score scale
 (score per 10x), which equals the linear slope when the truth is a line; ``ci_lower/ci_upper`` are

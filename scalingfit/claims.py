@@ -370,16 +370,21 @@ def check_claim(results, claim: str = "inverse", *, alpha: float = 0.05, n_boot:
     extra_rng = generator if seed == "generator" else generator.spawn(1)[0]
     bayes = None
     if fit_kwargs.get("method") == "bayes":
-        if seed == "generator":         # one seed for both fits: the same bootstrap part
-            fit_rng = int(generator.integers(2**32))
-        # the checks below are frequentist: they run on the bootstrap engine's fit (the one the
-        # Bayesian fit starts from, same seed); only the significance row is Bayesian
-        bayes = fit_trend(table, n_boot=n_boot, confidence_level=1 - alpha, rng=fit_rng,
-                          **fit_kwargs)
-        fit_kwargs = {k: v for k, v in fit_kwargs.items() if k in _BOOTSTRAP_OPTIONS}
-        fit_kwargs["method"] = "bootstrap"
-    result = fit_trend(table, n_boot=n_boot, confidence_level=1 - alpha, rng=fit_rng,
-                       **fit_kwargs)
+        # the checks below are frequentist: they run on the bootstrap engine's fit, the one the
+        # Bayesian fit starts from (fitted once); only the significance row is Bayesian
+        from .bayes import fit_bayes
+        from .fit import bootstrap_stage
+
+        bayes_kw = {k: v for k, v in fit_kwargs.items()
+                    if k not in _BOOTSTRAP_OPTIONS and k != "method"}
+        fit_gen, fit_seed = as_generator(fit_rng)
+        _, ms_fit, result = bootstrap_stage(
+            table, fit_gen, fit_seed, n_boot=n_boot, confidence_level=1 - alpha,
+            **{k: v for k, v in fit_kwargs.items() if k in _BOOTSTRAP_OPTIONS})
+        bayes = fit_bayes(table, ms_fit, result, rng=fit_gen, **bayes_kw)
+    else:
+        result = fit_trend(table, n_boot=n_boot, confidence_level=1 - alpha, rng=fit_rng,
+                           **fit_kwargs)
     if claim not in result.meta["shapes"]:
         raise DataValidationError(
             f"claim {claim!r} is not among the shapes considered {result.meta['shapes']}; add "

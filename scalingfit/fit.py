@@ -180,8 +180,6 @@ def fit_trend(results, *, x: str = "n_params", method: str = "bootstrap", n_boot
     >>> result.shape
     'inverse'
     """
-    from .results import TrendResult
-
     if not 0 < confidence_level < 1:
         raise DataValidationError(
             f"confidence_level must lie in (0, 1); got {confidence_level!r}.")
@@ -192,6 +190,30 @@ def fit_trend(results, *, x: str = "n_params", method: str = "bootstrap", n_boot
             f"{', '.join(sorted(bayes_options))}: not an option of fit_trend with "
             f"method={method!r} (only the Bayesian engine takes extra options: "
             "scalingfit.bayes.fit_bayes). Pass method='bayes', or check the spelling.")
+    generator, seed = as_generator(rng)
+    table, ms, result = bootstrap_stage(
+        results, generator, seed, x=x, n_boot=n_boot, confidence_level=confidence_level,
+        flat_margin=flat_margin, shapes=shapes, task=task, metric=metric,
+        higher_is_better=higher_is_better, proportion=proportion, chance=chance)
+    if method == "bayes":
+        from .bayes import fit_bayes
+
+        result = fit_bayes(table, ms, result, rng=generator, **bayes_options)
+    return result
+
+
+def bootstrap_stage(results, generator, seed, *, x="n_params", n_boot=2000,
+                    confidence_level=0.95, flat_margin=None, shapes="auto", task=None,
+                    metric=None, higher_is_better=None, proportion=None, chance=None):
+    """The bootstrap engine's fit, with its noise diagnostics: ``(table, ms, result)``.
+
+    What :func:`fit_trend` computes before the Bayesian engine starts from it, drawing from
+    ``generator`` (``seed`` is recorded); :func:`scalingfit.claims.check_claim` runs its
+    frequentist checks on it and hands it on to :func:`scalingfit.bayes.fit_bayes`, so the
+    Bayesian check does not fit the bootstrap engine twice.
+    """
+    from .results import TrendResult
+
     if int(n_boot) < 100:
         raise DataValidationError(f"n_boot must be at least 100; got {n_boot!r}.")
     table = load_results(results, task=task, metric=metric, higher_is_better=higher_is_better,
@@ -199,21 +221,15 @@ def fit_trend(results, *, x: str = "n_params", method: str = "bootstrap", n_boot
     ms = model_scores(table, x=x)
     analyses, wanted, margin = analyse(ms, table, confidence_level=confidence_level,
                                        flat_margin=flat_margin, shapes=shapes)
-    generator, seed = as_generator(rng)
     alpha = 1 - confidence_level
     boot = _bootstrap_slopes(ms, analyses, int(n_boot), generator)
-    meta = {**ms.meta, "method": method, "n_boot": int(n_boot),
+    meta = {**ms.meta, "method": "bootstrap", "n_boot": int(n_boot),
             "confidence_level": confidence_level, "alpha": alpha, "flat_margin": margin,
             "shapes": sorted(wanted), "seed": seed, "version": __version__,
             "n_families": len(ms.families), "n_models": len(ms.models),
             "n_examples": _n_examples(ms)}
     result = TrendResult.from_analyses(ms, analyses, boot, meta)
-    result = _add_noise(result, ms, generator, table=table, chance=chance)
-    if method == "bayes":
-        from .bayes import fit_bayes
-
-        result = fit_bayes(table, ms, result, rng=generator, **bayes_options)
-    return result
+    return table, ms, _add_noise(result, ms, generator, table=table, chance=chance)
 
 
 def _add_noise(result, ms, generator, *, table, chance):

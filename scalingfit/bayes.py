@@ -340,33 +340,46 @@ def _ml_nutpie_model(k, F):
 
     pr = PRIORS["model_level"]
     consts = (np.square(pr["mu"]), np.asarray(pr["sd"], dtype=float), float(pr["tau"]))
-    start = np.log(np.concatenate([pr["sd"], np.full(F, pr["tau"])]))
-
-    def make_logp():
-        def logp(x, y, V, Z, fam):
-            try:
-                lp, grad = model_level_logp(x, y, V, Z, fam, *consts)
-            except Exception:           # S not positive definite at an extreme warm-up point
-                return -np.inf, np.zeros_like(x)
-            if not (np.isfinite(lp) and np.isfinite(grad).all()):
-                return -np.inf, np.zeros_like(x)
-            return float(lp), grad
-        return logp
+    start = np.log(np.concatenate([pr["sd"], np.full(F, pr["tau"])]))    # PyMC's start
 
     def make_expand(seed1, seed2, chain):
         def expand(x, **shared):
             return {"sd": np.exp(x[:3]), "tau": np.exp(x[3:])}
         return expand
 
-    def initial_point(seed):            # PyMC's: the prior scale, jittered by U(-1, 1) on log
-        return start + np.random.default_rng(seed).uniform(-1, 1, size=start.shape)
-
     empty = _ml_data_arrays(k, F)
     model_level_logp(start, *empty.values(), *consts)     # compile, or load numba's disk cache
-    return from_pyfunc(3 + F, make_logp, make_expand, [np.dtype("float64")] * 2,
+    logp = _guarded(lambda x, y, V, Z, fam: model_level_logp(x, y, V, Z, fam, *consts))
+    return from_pyfunc(3 + F, logp, make_expand, [np.dtype("float64")] * 2,
                        [(3,), (F,)], ["sd", "tau"], coords={"family_idx": np.arange(F)},
                        dims={"tau": ("family_idx",)}, shared_data=empty,
-                       make_initial_point_fn=initial_point)
+                       make_initial_point_fn=_jittered(start))
+
+
+def _guarded(kernel):
+    """nutpie's ``make_logp_fn`` for ``kernel(x, **data) -> (logp, grad)``: where the kernel
+    fails (a covariance not positive definite far out in warm-up) or returns a non-finite
+    value, the callback returns -inf, which nutpie counts as a divergence; an exception would
+    abort the sampler."""
+    def make_logp():
+        def logp(x, **data):
+            try:
+                lp, grad = kernel(x, **data)
+            except Exception:
+                return -np.inf, np.zeros_like(x)
+            if not (np.isfinite(lp) and np.isfinite(grad).all()):
+                return -np.inf, np.zeros_like(x)
+            return float(lp), grad
+        return logp
+    return make_logp
+
+
+def _jittered(start):
+    """nutpie's initial-point function: ``start`` (PyMC's initial point on the unconstrained
+    scale) jittered by U(-1, 1), as nutpie does for a PyMC model."""
+    def initial_point(seed):
+        return start + np.random.default_rng(seed).uniform(-1, 1, size=start.shape)
+    return initial_point
 
 
 def _ml_data_arrays(k, F):
@@ -546,28 +559,16 @@ def _crossed_nutpie_model(engine):
     crossed_logp(start, shared["Y"], shared["T"], shared["W"], shared["Z"], shared["U"],
                  shared["mask"], n_ex, normal, *consts)    # compile, or load numba's cache
 
-    def make_logp():
-        def logp(x, Y, T, W, Z, U, mask):
-            try:
-                lp, grad = crossed_logp(x, Y, T, W, Z, U, mask, n_ex, normal, *consts)
-            except Exception:           # a non-positive-definite covariance far out in warm-up
-                return -np.inf, np.zeros_like(x)
-            if not (np.isfinite(lp) and np.isfinite(grad).all()):
-                return -np.inf, np.zeros_like(x)
-            return float(lp), grad
-        return logp
-
     def make_expand(seed1, seed2, chain):
         def expand(x, Y, T, W, Z, U, mask):
             return _crossed_expand(x, U, mask, k, n_ex, normal)
         return expand
 
-    def initial_point(seed):
-        return start + np.random.default_rng(seed).uniform(-1, 1, size=start.shape)
-
+    logp = _guarded(lambda x, Y, T, W, Z, U, mask: crossed_logp(x, Y, T, W, Z, U, mask, n_ex,
+                                                                normal, *consts))
     names, shapes = _crossed_variables(k, n_ex, normal)
-    return from_pyfunc(len(start), make_logp, make_expand, [np.dtype("float64")] * len(names),
-                       shapes, names, shared_data=shared, make_initial_point_fn=initial_point)
+    return from_pyfunc(len(start), logp, make_expand, [np.dtype("float64")] * len(names),
+                       shapes, names, shared_data=shared, make_initial_point_fn=_jittered(start))
 
 
 def _crossed_variables(k, n_ex, normal):

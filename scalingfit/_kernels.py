@@ -32,6 +32,40 @@ _LOG_2PI = float(np.log(2 * np.pi))
 _LOG_SQRT_2_OVER_PI = float(0.5 * np.log(2 / np.pi))
 
 
+# loops rather than array expressions: numba compiles them in less than half the time
+@numba.njit(cache=True, nogil=True)
+def _curve_cov(Z, g0, sd2):
+    """``Z diag(g) Z'``: the covariance the family curves give the model scores, with ``g`` the
+    prior variances of Z's columns (``g0`` for the population, ``sd2`` for each family)."""
+    k, p = Z.shape
+    g = np.empty(p)
+    for j in range(3):
+        g[j] = g0[j]
+        for f in range(p // 3 - 1):
+            g[3 + 3 * f + j] = sd2[j]
+    Zg = np.empty((k, p))
+    for i in range(k):
+        for q in range(p):
+            Zg[i, q] = Z[i, q] * g[q]
+    return Zg @ Z.T
+
+
+@numba.njit(cache=True, nogil=True)
+def _d_sd2(Z, alpha, W):
+    """d log N(y | 0, S) / d sd_j^2 for the three family SDs, summed over families:
+    ``((z_q' alpha)^2 - z_q' S^-1 z_q) / 2`` over the family columns ``q`` of ``Z`` of each
+    coefficient (``alpha = S^-1 y``, ``W = S^-1 Z``)."""
+    k, p = Z.shape
+    out = np.zeros(3)
+    for q in range(3, p):
+        za, zw = 0.0, 0.0
+        for i in range(k):
+            za += Z[i, q] * alpha[i]
+            zw += Z[i, q] * W[i, q]
+        out[q % 3] += 0.5 * (za * za - zw)
+    return out
+
+
 @numba.njit(cache=True, nogil=True)
 def model_level_logp(x, y, V, Z, fam, g0, s_sd, s_tau):
     """Log density and gradient of the collapsed model-level posterior at ``x``.
@@ -62,17 +96,7 @@ def model_level_logp(x, y, V, Z, fam, g0, s_sd, s_tau):
     """
     k, p = Z.shape
     F = p // 3 - 1
-    # loops rather than array expressions: numba compiles them in less than half the time
-    g = np.empty(p)                             # prior variances of the columns of Z
-    for j in range(3):
-        g[j] = g0[j]
-        for f in range(F):
-            g[3 + 3 * f + j] = np.exp(2 * x[j])
-    Zg = np.empty((k, p))
-    for i in range(k):
-        for q in range(p):
-            Zg[i, q] = Z[i, q] * g[q]
-    S = Zg @ Z.T
+    S = _curve_cov(Z, g0, np.exp(2 * x[:3]))
     for i in range(k):
         for j in range(k):
             S[i, j] += V[i, j]
@@ -88,12 +112,7 @@ def model_level_logp(x, y, V, Z, fam, g0, s_sd, s_tau):
     grad = np.zeros(3 + F)                      # first d log N / d s^2, then d / d log s
     for i in range(k):
         grad[3 + fam[i]] += 0.5 * (alpha[i] ** 2 - P[i, i])
-    for q in range(3, p):
-        za, zw = 0.0, 0.0
-        for i in range(k):
-            za += Z[i, q] * alpha[i]
-            zw += Z[i, q] * W[i, q]
-        grad[q % 3] += 0.5 * (za * za - zw)
+    grad[:3] = _d_sd2(Z, alpha, W)
     for j in range(3 + F):                      # chain rule, half-normal priors, Jacobian
         s = np.exp(x[j])
         r = s / (s_sd[j] if j < 3 else s_tau)
@@ -113,8 +132,7 @@ def crossed_logp(x, Y, T, W, Z, U, mask, n_ex, normal, g0, beta_sd, beta_tau, s_
     scores ``log sigma``. ``beta_sd``, ``beta_tau`` are the Gamma(2, beta) prior rates;
     ``s_sd_d``, ``s_sigma`` the half-normal scales. Returns ``(logp, grad)``.
     """
-    k, p = Z.shape
-    F = p // 3 - 1
+    k = Z.shape[0]
     E = Y.shape[1]
     grad = np.zeros(x.shape[0])
     lp = 0.0
@@ -130,16 +148,7 @@ def crossed_logp(x, Y, T, W, Z, U, mask, n_ex, normal, g0, beta_sd, beta_tau, s_
     a = x[4:4 + k]
     z = x[4 + k:4 + 2 * k]
     ZU = U.T @ Z
-    g = np.empty(p)
-    for j in range(3):
-        g[j] = g0[j]
-        for f in range(F):
-            g[3 + 3 * f + j] = sd[j] * sd[j]
-    ZUg = np.empty((k, p))
-    for i in range(k):
-        for q in range(p):
-            ZUg[i, q] = ZU[i, q] * g[q]
-    S = ZUg @ ZU.T
+    S = _curve_cov(ZU, g0, sd * sd)
     for i in range(k):
         S[i, i] += mask[i] * tau * tau + 1.0 - mask[i]
     L = np.linalg.cholesky(S)
@@ -153,12 +162,7 @@ def crossed_logp(x, Y, T, W, Z, U, mask, n_ex, normal, g0, beta_sd, beta_tau, s_
         lp += -np.log(L[i, i]) - 0.5 * a[i] * alpha[i]
         grad[4 + i] = -alpha[i]
         dtau2 += mask[i] * 0.5 * (alpha[i] ** 2 - P[i, i])
-    for q in range(3, p):
-        za, zw = 0.0, 0.0
-        for i in range(k):
-            za += ZU[i, q] * alpha[i]
-            zw += ZU[i, q] * W_[i, q]
-        grad[q % 3] += 0.5 * (za * za - zw) * 2 * sd[q % 3] ** 2
+    grad[:3] += _d_sd2(ZU, alpha, W_) * 2 * sd * sd
     grad[3] += dtau2 * 2 * tau * tau
     # z ~ N(0, 1)
     for i in range(k):

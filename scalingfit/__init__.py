@@ -6,14 +6,14 @@ diagnostics (:func:`check_claim`) -> report. Heavy dependencies (PyMC, matplotli
 imported only where they are used.
 """
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402
 
-from .exceptions import (ConvergenceError, DataValidationError, ScalingFitError,  # noqa: E402
-                         StatisticalWarning)
+from .exceptions import (ConvergenceError, DataValidationError, OptionError,  # noqa: E402
+                         ScalingFitError, StatisticalWarning)
 from .data import load_results  # noqa: E402
 from .fit import fit_trend  # noqa: E402
 from .results import TrendResult  # noqa: E402
 from .claims import ClaimCheck, check_claim  # noqa: E402
 
 __all__ = ["load_results", "fit_trend", "TrendResult", "check_claim", "ClaimCheck", "ScalingFitError",
-           "DataValidationError", "ConvergenceError", "StatisticalWarning", "__version__"]
+           "DataValidationError", "OptionError", "ConvergenceError", "StatisticalWarning", "__version__"]

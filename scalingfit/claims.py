@@ -28,7 +28,7 @@ import pandas as pd
 
 from .exceptions import DataValidationError
 
-__all__ = ["check_claim", "ClaimCheck", "register", "CLAIMS"]
+__all__ = ["check_claim", "ClaimCheck", "CLAIMS"]
 
 CLAIMS = ("positive", "inverse", "u_shaped", "inverted_u", "flat")
 _OPPOSITE = {"positive": "inverse", "inverse": "positive", "u_shaped": "inverted_u",
@@ -478,42 +478,3 @@ def _bayes_significance(bayes, claim, p_boot):
 
 
 # ---------------------------------------------------------------------------- command line
-def register(subparsers) -> None:
-    """Add ``scalingfit check results.csv --claim inverse [--json]``."""
-    from .cli import add_data_options
-
-    p = subparsers.add_parser(
-        "check", help="does a claimed trend survive noise? (exit 0 if it does, 1 if not)",
-        description="Check whether a claimed shape survives noise: significance with the model "
-                    "as the unit, null calibration, influence of single models, bootstrap "
-                    "stability, generality across families; power, floor/ceiling and metric "
-                    "sensitivity reported. Exit code 0 when the claim survives, 1 when not.")
-    add_data_options(p)
-    p.add_argument("--claim", default="inverse", choices=list(CLAIMS),
-                   help="the claimed shape (default: inverse)")
-    p.add_argument("--chance", type=float, default=None,
-                   help="chance-level score for the floor check (default: chance/n_classes "
-                        "column)")
-    p.add_argument("--effect", type=float, default=None,
-                   help="effect for the power check (slope per decade; default: observed)")
-    p.add_argument("--min-stability", type=float, default=0.8)
-    p.add_argument("--json", action="store_true", help="print the check as JSON")
-    p.add_argument("--markdown", action="store_true", help="print a Markdown report")
-    p.set_defaults(func=_cmd_check)
-
-
-def _cmd_check(args) -> int:
-    from .cli import _bayes_kwargs
-
-    check = check_claim(args.results, args.claim, alpha=round(1 - args.confidence_level, 12),
-                        n_boot=args.n_boot, rng=args.seed, effect=args.effect,
-                        chance=args.chance, min_stability=args.min_stability, x=args.x,
-                        method=args.method, flat_margin=args.flat_margin, task=args.task,
-                        metric=args.metric,
-                        higher_is_better=False if args.lower_is_better else None,
-                        format=args.fmt, **_bayes_kwargs(args))
-    if args.json:
-        print(check.to_json())
-    else:
-        print(check.report("markdown" if args.markdown else "text"))
-    return 0 if check.survives else 1

@@ -1,6 +1,9 @@
 """The ``scalingfit`` command line: ``fit``, ``check``, ``report`` and ``run`` (runner extra).
 
-The CLI contains no statistics: each subcommand parses options, calls the Python API and prints.
+The CLI is the only module of the statistics side that knows about argparse, and no module of
+the library imports it. It contains no statistics: each subcommand parses options, calls the
+Python API and prints. Its data and engine flags are generated from the option records of
+:mod:`scalingfit.options` (flag, help, type and choices live there, once).
 """
 
 from __future__ import annotations
@@ -8,39 +11,43 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
+from .claims import check_claim
+from .criteria_report import read_raw, render_document, report_tasks, task_groups
+from .data import load_results
 from .exceptions import DataValidationError, ScalingFitError
+from .fit import fit_trend
+from .options import BayesOptions, FitOptions, LoadOptions, option_fields
+from .runner.cli import register as register_run
+from .verdicts import CLAIMS
 
 __all__ = ["main", "build_parser"]
 
 #: options of :func:`scalingfit.bayes.fit_bayes` on the command line: (keyword, flag, dest)
-BAYES_FLAGS = (("model", "--bayes-model", "bayes_model"), ("draws", "--draws", "draws"),
-               ("tune", "--tune", "tune"), ("chains", "--chains", "chains"),
-               ("compare", "--compare", "compare"),
-               ("target_accept", "--target-accept", "target_accept"),
-               ("decision_threshold", "--decision-threshold", "decision_threshold"))
+BAYES_FLAGS = tuple((f.name, f.metadata["flag"], f.metadata.get("dest", f.name))
+                    for f in option_fields(BayesOptions))
 
 
-def add_data_options(p: argparse.ArgumentParser) -> None:
+def _add_field(group, f, *, default=None, help_suffix="") -> None:
+    """One flag from an option field's metadata."""
+    md = f.metadata
+    kw = {"dest": md.get("dest", f.name), "default": default,
+          "help": md["help"] + help_suffix}
+    for key in ("choices", "type", "metavar", "action"):
+        if key in md:
+            kw[key] = list(md[key]) if key == "choices" else md[key]
+    group.add_argument(md["flag"], **kw)
+
+
+def add_data_options(p: argparse.ArgumentParser, *, chance: bool = True) -> None:
+    """The input, fit and Bayesian-engine flags shared by ``fit``, ``check`` and ``report``."""
     p.add_argument("results", help="results table: CSV, Parquet, JSONL, or a runner output dir")
-    p.add_argument("--x", default="n_params", choices=["n_params", "flops"],
-                   help="scale variable (log10): parameters or training FLOPs")
-    p.add_argument("--task", help="task to analyse when the table holds several")
-    p.add_argument("--metric", help="metric to analyse when the table holds several")
-    p.add_argument("--format", dest="fmt", choices=["csv", "parquet", "jsonl", "lm-eval"],
-                   help="input format (default: from the file suffix)")
-    p.add_argument("--lower-is-better", action="store_true",
-                   help="treat lower scores as better (default: guessed from the metric name)")
-    p.add_argument("--method", default="bootstrap", choices=["bootstrap", "bayes"],
-                   help="engine: 'bootstrap' (random-effects meta-regression over models with "
-                        "paired-bootstrap covariance; default) or 'bayes' (PyMC posterior shape "
-                        "probabilities)")
-    p.add_argument("--n-boot", type=int, default=2000,
-                   help="paired-bootstrap replicates (default: 2000; at least 100)")
-    p.add_argument("--confidence-level", type=float, default=0.95,
-                   help="interval level; tests run at alpha = 1 - level (default: 0.95)")
-    p.add_argument("--flat-margin", type=float, default=None,
-                   help="equivalence margin for 'flat', in score units")
+    for f in option_fields(LoadOptions):
+        _add_field(p, f)
+    for f in option_fields(FitOptions):
+        if f.name != "chance" or chance:
+            _add_field(p, f, default=f.default)
     p.add_argument("--seed", type=int, default=None, help="random seed (recorded in the output)")
     add_bayes_options(p)
 
@@ -48,39 +55,12 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
 def add_bayes_options(p: argparse.ArgumentParser) -> None:
     """Options of the Bayesian engine, in their own help group. Each defaults to None (not
     given), so :func:`scalingfit.bayes.fit_bayes` keeps its own default (quoted in the help)."""
-    d = _fit_bayes_defaults()
     g = p.add_argument_group(
         "Bayesian engine (with --method bayes; an option not given keeps fit_bayes's default)")
-    g.add_argument("--bayes-model", dest="bayes_model", default=None,
-                   choices=["auto", "model_level", "crossed"],
-                   help="'model_level' (the model is the unit of inference; 'auto' is the same) "
-                        "or 'crossed' (per-example likelihood with crossed example effects; "
-                        f"default: {d['model']})")
-    g.add_argument("--draws", type=int, default=None, metavar="N",
-                   help=f"posterior draws per chain (default: {d['draws']}; at least 100)")
-    g.add_argument("--tune", type=int, default=None, metavar="N",
-                   help=f"warm-up iterations per chain (default: {d['tune']}; at least 100)")
-    g.add_argument("--chains", type=int, default=None, metavar="N",
-                   help=f"number of chains (default: {d['chains']})")
-    g.add_argument("--compare", action="store_true", default=None,
-                   help="also compare linear against quadratic curves by grouped LOO (slower)")
-    g.add_argument("--target-accept", type=float, default=None, metavar="P",
-                   help="NUTS target acceptance rate (default: chosen from the model and data, "
-                        "recorded in the output)")
-    g.add_argument("--decision-threshold", type=float, default=None, metavar="P",
-                   help="posterior probability a shape needs to be the verdict (default: "
-                        f"{d['decision_threshold']})")
-
-
-def _fit_bayes_defaults() -> dict:
-    """Keyword defaults of :func:`scalingfit.bayes.fit_bayes` (the module imports PyMC only
-    inside functions, so this is cheap)."""
-    import inspect
-
-    from .bayes import fit_bayes
-
-    return {k: v.default for k, v in inspect.signature(fit_bayes).parameters.items()
-            if v.default is not inspect.Parameter.empty}
+    for f in option_fields(BayesOptions):
+        shown = "chosen from the model and data" if f.default is None else f.default
+        suffix = "" if f.name in ("target_accept", "compare") else f" (default: {shown})"
+        _add_field(g, f, help_suffix=suffix)
 
 
 def _bayes_kwargs(args) -> dict:
@@ -101,25 +81,109 @@ def _bayes_kwargs(args) -> dict:
     return given
 
 
-def _load(args):
-    from .data import load_results
+def _load_kwargs(args) -> dict:
+    return {f.name: getattr(args, f.metadata.get("dest", f.name))
+            for f in option_fields(LoadOptions)}
 
-    return load_results(args.results, format=args.fmt, task=args.task, metric=args.metric,
-                        higher_is_better=False if args.lower_is_better else None)
+
+def _load(args):
+    return load_results(args.results, **_load_kwargs(args))
 
 
 def _fit_kwargs(args) -> dict:
-    return {"x": args.x, "method": args.method, "n_boot": args.n_boot,
-            "confidence_level": args.confidence_level, "flat_margin": args.flat_margin,
-            "rng": args.seed, "chance": getattr(args, "chance", None), **_bayes_kwargs(args)}
+    kw = {f.name: getattr(args, f.name, None) for f in option_fields(FitOptions)}
+    return {**kw, "rng": args.seed, **_bayes_kwargs(args)}
 
 
+# ----------------------------------------------------------------------------- subcommands
 def _cmd_fit(args) -> int:
-    from .fit import fit_trend
-
     result = fit_trend(_load(args), **_fit_kwargs(args))
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.report("text"))
     return 0
+
+
+def _cmd_check(args) -> int:
+    kw = _fit_kwargs(args)
+    kw.pop("confidence_level")
+    check = check_claim(args.results, args.claim, alpha=round(1 - args.confidence_level, 12),
+                        n_boot=kw.pop("n_boot"), rng=kw.pop("rng"), effect=args.effect,
+                        min_stability=args.min_stability, **kw, **_load_kwargs(args))
+    if args.json:
+        print(check.to_json())
+    else:
+        print(check.report("markdown" if args.markdown else "text"))
+    return 0 if check.survives else 1
+
+
+def _format_from_suffix(path) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix in (".html", ".htm"):
+        return "html"
+    if suffix in (".md", ".markdown"):
+        return "markdown"
+    raise DataValidationError(f"output {str(path)!r} must end in .html or .md (the report "
+                              f"format is read from the suffix); got {suffix or 'no suffix'!r}.")
+
+
+def _cmd_report(args) -> int:
+    fmt = _format_from_suffix(args.output)
+    raw = read_raw(args.results, args.format)
+    groups = task_groups(raw, task=args.task, metric=args.metric)
+    kw = _fit_kwargs(args)
+    if len(groups) > 1:
+        report_tasks(raw, claim=args.claim, format=fmt, out=args.output, source=args.results,
+                     task=args.task, metric=args.metric, higher_is_better=args.higher_is_better,
+                     input_format=args.format, **kw)
+    else:
+        table = _load(args)
+        result = fit_trend(table, **kw)
+        render_document(result, format=fmt, claim=args.claim, out=args.output, data=table,
+                        source=args.results, options={"task": args.task, "metric": args.metric,
+                                                      "format": args.format,
+                                                      "chance": args.chance})
+    print(f"wrote {args.output}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------- parser
+def _add_fit(sub) -> None:
+    p = sub.add_parser("fit", help="fit the scaling curve and print the shape verdict")
+    add_data_options(p)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=_cmd_fit)
+
+
+def _add_check(sub) -> None:
+    p = sub.add_parser(
+        "check", help="does a claimed trend survive noise? (exit 0 if it does, 1 if not)",
+        description="Check whether a claimed shape survives noise: significance with the model "
+                    "as the unit, null calibration, influence of single models, bootstrap "
+                    "stability, generality across families; power, floor/ceiling and metric "
+                    "sensitivity reported. Exit code 0 when the claim survives, 1 when not.")
+    add_data_options(p)
+    p.add_argument("--claim", default="inverse", choices=list(CLAIMS),
+                   help="the claimed shape (default: inverse)")
+    p.add_argument("--effect", type=float, default=None,
+                   help="effect for the power check (slope per decade; default: observed)")
+    p.add_argument("--min-stability", type=float, default=0.8)
+    p.add_argument("--json", action="store_true", help="print the check as JSON")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown report")
+    p.set_defaults(func=_cmd_check)
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser(
+        "report", help="write the criterion report (HTML or Markdown) for reviewers",
+        description="Fit the scaling curve and write a report that answers the criteria: trend "
+                    "strength, generality across families, noise (does the claim survive), "
+                    "coverage & reproducibility. Several tasks in one table give one report "
+                    "with a multiplicity-adjusted summary.")
+    add_data_options(p)
+    p.add_argument("--claim", choices=list(CLAIMS),
+                   help="the claimed shape (default: judge the verdict itself)")
+    p.add_argument("-o", "--output", default="report.html",
+                   help="output file; .html (self-contained) or .md (PNGs written beside it)")
+    p.set_defaults(func=_cmd_report)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,24 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scalingfit", description="Shape verdicts for language-model scaling curves.")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("fit", help="fit the scaling curve and print the shape verdict")
-    add_data_options(p)
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("--chance", type=float, default=None,
-                   help="chance-level score for the floor diagnostics (default: from a chance "
-                        "or n_classes column)")
-    p.set_defaults(func=_cmd_fit)
-    for module in ("claims", "criteria_report", "runner.cli"):
-        _register(module, sub)
+    for add in (_add_fit, _add_check, _add_report, register_run):
+        add(sub)
     return parser
-
-
-def _register(module: str, sub) -> None:
-    """Let a module add its subcommand. These modules import only light dependencies (the
-    runner imports torch when a model is scored), so an import error is a real bug and raises."""
-    import importlib
-
-    importlib.import_module(f"scalingfit.{module}").register(sub)
 
 
 def main(argv=None) -> int:

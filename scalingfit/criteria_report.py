@@ -30,7 +30,7 @@ import pandas as pd
 
 from .report import verdict_sentence
 
-__all__ = ["render_document", "report_tasks", "assess_criteria", "claim_p_value", "register",
+__all__ = ["render_document", "report_tasks", "assess_criteria", "claim_p_value", "read_raw",
            "CRITERIA"]
 
 #: criterion key -> title, in report order
@@ -1128,7 +1128,7 @@ def _engine_words(meta) -> str:
     return f"{meta['method']} with {meta['n_boot']} replicates, {level} intervals"
 
 
-def _read_raw(results, fmt=None) -> pd.DataFrame:
+def read_raw(results, fmt=None) -> pd.DataFrame:
     if isinstance(results, pd.DataFrame):
         return results.copy()
     from .data import _read_path
@@ -1283,7 +1283,7 @@ def report_tasks(results_table, *, claim=None, format="html", out=None, source=N
 
     if claim is not None and claim not in TREND_SHAPES:
         _effective_claim(None, claim)
-    table = _read_raw(results_table, input_format)
+    table = read_raw(results_table, input_format)
     gen, seed = as_generator(fit_kwargs.pop("rng", None))
     rng = seed if isinstance(seed, int) else gen
     rows, sections = [], []
@@ -1334,58 +1334,3 @@ def report_tasks(results_table, *, claim=None, format="html", out=None, source=N
 
 
 # =============================================================================== CLI
-def _format_from_suffix(path) -> str:
-    from .exceptions import DataValidationError
-
-    suffix = Path(path).suffix.lower()
-    if suffix in (".html", ".htm"):
-        return "html"
-    if suffix in (".md", ".markdown"):
-        return "markdown"
-    raise DataValidationError(f"output {str(path)!r} must end in .html or .md (the report "
-                              f"format is read from the suffix); got {suffix or 'no suffix'!r}.")
-
-
-def _cmd_report(args) -> int:
-    from .cli import _fit_kwargs, _load
-    from .fit import fit_trend
-
-    fmt = _format_from_suffix(args.output)
-    raw = _read_raw(args.results, args.fmt)
-    groups = task_groups(raw, task=args.task, metric=args.metric)
-    kw = _fit_kwargs(args)
-    hib = False if args.lower_is_better else None
-    if len(groups) > 1:
-        report_tasks(raw, claim=args.claim, format=fmt, out=args.output, source=args.results,
-                     task=args.task, metric=args.metric, higher_is_better=hib,
-                     input_format=args.fmt, **kw)
-    else:
-        table = _load(args)
-        result = fit_trend(table, **kw)
-        render_document(result, format=fmt, claim=args.claim, out=args.output, data=table,
-                        source=args.results, options={"task": args.task, "metric": args.metric,
-                                                      "format": args.fmt,
-                                                      "chance": args.chance})
-    print(f"wrote {args.output}")
-    return 0
-
-
-def register(subparsers) -> None:
-    """Add ``scalingfit report results.csv --claim inverse -o report.html``."""
-    from .cli import add_data_options
-
-    p = subparsers.add_parser(
-        "report", help="write the criterion report (HTML or Markdown) for reviewers",
-        description="Fit the scaling curve and write a report that answers the criteria: trend "
-                    "strength, generality across families, noise (does the claim survive), "
-                    "coverage & reproducibility. Several tasks in one table give one report "
-                    "with a multiplicity-adjusted summary.")
-    add_data_options(p)
-    p.add_argument("--claim", choices=list(TREND_SHAPES),
-                   help="the claimed shape (default: judge the verdict itself)")
-    p.add_argument("--chance", type=float, default=None,
-                   help="chance-level score for the floor diagnostics and the chance line of "
-                        "the plots (default: from a chance or n_classes column)")
-    p.add_argument("-o", "--output", default="report.html",
-                   help="output file; .html (self-contained) or .md (PNGs written beside it)")
-    p.set_defaults(func=_cmd_report)

@@ -4,7 +4,8 @@ Every error a user can trigger is one of these, so that ``except ScalingFitError
 of them, and ``except ValueError`` still catches bad input.
 """
 
-__all__ = ["ScalingFitError", "DataValidationError", "ConvergenceError", "StatisticalWarning"]
+__all__ = ["ScalingFitError", "DataValidationError", "OptionError", "ConvergenceError",
+           "StatisticalWarning"]
 
 
 class ScalingFitError(Exception):
@@ -21,3 +22,8 @@ class ConvergenceError(ScalingFitError, RuntimeError):
 
 class StatisticalWarning(UserWarning):
     """The analysis ran, but a diagnostic says its answer should be read with care."""
+
+
+class OptionError(DataValidationError):
+    """An option has a bad type or value; the message names the option, the allowed values and
+    the value given. (A subclass of :class:`DataValidationError`: options are input too.)"""

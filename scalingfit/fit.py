@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import __version__
+from ._version import __version__
 from .bootstrap import as_generator, replicate_scores
 from .curves import SHAPES, design_matrix
 from .data import load_results, model_scores, ModelScores

@@ -11,29 +11,11 @@ from .curves import SHAPES, design_matrix
 from .data import load_results, model_scores, ModelScores
 from .exceptions import DataValidationError
 from .metareg import batched_gls
-from .shapes import ShapeAnalysis, analyse_shape
+from .shapes import ShapeAnalysis, analyse_shape, default_flat_margin
 
-__all__ = ["fit_trend", "analyse", "default_flat_margin"]
+__all__ = ["fit_trend", "analyse", "default_flat_margin"]  # the margin lives in shapes.py
 
 U_SHAPES = ("u_shaped", "inverted_u")
-
-
-def default_flat_margin(table: pd.DataFrame, ms: ModelScores) -> float | None:
-    """The documented default equivalence margin for "flat", in score units.
-
-    * proportions (accuracy and the like): 0.05, i.e. five points over the observed range;
-    * other metrics: 0.1 standard deviations of the per-example scores (a negligible effect in
-      Cohen's terms), from the per-example rows or from ``se * sqrt(n)``;
-    * otherwise None: a flat verdict is then impossible and such curves read "inconclusive".
-    """
-    if ms.meta["proportion"]:
-        return 0.05
-    if ms.matrix is not None:
-        return float(0.1 * np.nanmean(np.nanstd(ms.matrix, axis=0)))
-    n = ms.models["n_examples"].to_numpy(dtype=float)
-    if np.all(np.isfinite(n)):
-        return float(0.1 * np.mean(ms.models["se"].to_numpy() * np.sqrt(n)))
-    return None
 
 
 def _check_shapes(shapes, ms: ModelScores):

@@ -1141,7 +1141,7 @@ def metric_sensitivity(result, table, *, column=None) -> dict | None:
         ``opposite`` lists labels whose significant directions conflict. None when no column.
     """
     from .data import load_results, model_scores
-    from .fit import default_flat_margin
+    from .shapes import default_flat_margin
     from .shapes import analyse_shape
 
     if table is None or "example_id" not in table.columns:

@@ -43,7 +43,7 @@ from scipy import stats
 from .curves import CURVES, design_matrix
 from .metareg import MetaFit, fit_metareg
 
-__all__ = ["ShapeAnalysis", "analyse_shape", "two_lines_test", "lind_mehlum_test", "tost_flat",
+__all__ = ["ShapeAnalysis", "analyse_shape", "default_flat_margin", "two_lines_test", "lind_mehlum_test", "tost_flat",
            "robin_hood_breakpoint", "flat_region", "interrupted_regression"]
 
 
@@ -260,6 +260,24 @@ def tost_flat(lin: MetaFit, quad: MetaFit | None, z_range: float, margin: float 
     p = float(max(ps))
     total = float(lin.params[-1] * z_range)
     return {"total_change": total, "p_value": p, "margin": float(margin), "passed": p < alpha}
+
+
+def default_flat_margin(table: pd.DataFrame, ms) -> float | None:
+    """The documented default equivalence margin for "flat", in score units.
+
+    * proportions (accuracy and the like): 0.05, i.e. five points over the observed range;
+    * other metrics: 0.1 standard deviations of the per-example scores (a negligible effect in
+      Cohen's terms), from the per-example rows or from ``se * sqrt(n)``;
+    * otherwise None: a flat verdict is then impossible and such curves read "inconclusive".
+    """
+    if ms.meta["proportion"]:
+        return 0.05
+    if ms.matrix is not None:
+        return float(0.1 * np.nanmean(np.nanstd(ms.matrix, axis=0)))
+    n = ms.models["n_examples"].to_numpy(dtype=float)
+    if np.all(np.isfinite(n)):
+        return float(0.1 * np.mean(ms.models["se"].to_numpy() * np.sqrt(n)))
+    return None
 
 
 @dataclass

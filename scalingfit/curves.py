@@ -9,7 +9,8 @@ a bootstrap of a curve is one matrix product.
 being fitted, so that the slope is the change in score per 10x of scale.
 
 The shape *verdicts* (positive, inverse, U-shaped, inverted-U, flat, inconclusive) are defined in
-:data:`SHAPES`; which curve and which test decides each one is in :mod:`scalingfit.shapes`.
+:data:`scalingfit.verdicts.SHAPES`; which curve and which test decides each one is in
+:mod:`scalingfit.shapes`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["Curve", "CURVES", "SHAPES", "Shape", "design_matrix", "two_lines_columns"]
+__all__ = ["Curve", "CURVES", "design_matrix", "two_lines_columns"]
 
 
 def _linear(z, **_):
@@ -90,24 +91,3 @@ def design_matrix(curve: str, z, groups, **kw) -> np.ndarray:
     n_groups = groups.max() + 1
     intercepts = (groups[:, None] == np.arange(n_groups)[None, :]).astype(float)
     return np.column_stack([intercepts, CURVES[curve].design(z, **kw)])
-
-
-@dataclass(frozen=True)
-class Shape:
-    """A verdict a fit can return, with the sign pattern that defines it (performance scale)."""
-
-    name: str
-    description: str
-    min_models: int
-
-
-SHAPES = {
-    s.name: s for s in [
-        Shape("positive", "larger models do better", 3),
-        Shape("inverse", "larger models do worse", 3),
-        Shape("u_shaped", "worse, then better again at larger scale", 5),
-        Shape("inverted_u", "better, then worse again at larger scale", 5),
-        Shape("flat", "no change beyond the stated margin (equivalence shown)", 3),
-        Shape("inconclusive", "neither a trend nor flatness is shown", 0),
-    ]
-}

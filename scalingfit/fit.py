@@ -6,16 +6,19 @@ import numpy as np
 import pandas as pd
 
 from ._version import __version__
+from .bayes import fit_bayes
 from .bootstrap import as_generator, replicate_scores
-from .curves import SHAPES, design_matrix
+from .curves import design_matrix
 from .data import load_results, model_scores, ModelScores
-from .exceptions import DataValidationError
+from .exceptions import DataValidationError, OptionError
 from .metareg import batched_gls
+from .options import BayesOptions, FitOptions, LoadOptions
+from .results import TrendResult
 from .shapes import ShapeAnalysis, analyse_shape, default_flat_margin
+from .noise import add_noise_diagnostics
+from .verdicts import MIN_SIZES, SHAPES, U_MIN_SIZES, U_SHAPES
 
-__all__ = ["fit_trend", "analyse", "default_flat_margin"]  # the margin lives in shapes.py
-
-U_SHAPES = ("u_shaped", "inverted_u")
+__all__ = ["fit_trend", "analyse", "run_bootstrap", "bootstrap_stage", "default_flat_margin"]
 
 
 def _check_shapes(shapes, ms: ModelScores):
@@ -35,16 +38,17 @@ def _check_family_sizes(ms: ModelScores, shapes: set, explicit: bool):
     for fam in ms.families:
         sub = ms.models[ms.models["family"] == fam]
         n = sub["x"].nunique()
-        if n < 3:
+        if n < MIN_SIZES:
             raise DataValidationError(
                 f"family {fam!r} has {n} model size{'s' if n != 1 else ''} "
-                f"({list(sub['model'])}); a trend needs at least 3 models of different sizes "
-                "(2 points leave no room for model-level noise). Add models, or drop the family.")
-        if need_u and n < 5:
+                f"({list(sub['model'])}); a trend needs at least {MIN_SIZES} models of different "
+                "sizes (2 points leave no room for model-level noise). Add models, or drop the "
+                "family.")
+        if need_u and n < U_MIN_SIZES:
             raise DataValidationError(
                 f"family {fam!r} has {n} model sizes; U-shaped / inverted-U tests need at least "
-                "5 (two lines of at least 2 models each). Add models, or leave 'u_shaped' and "
-                "'inverted_u' out of shapes.")
+                f"{U_MIN_SIZES} (two lines of at least 2 models each). Add models, or leave "
+                "'u_shaped' and 'inverted_u' out of shapes.")
 
 
 def _analyse_all(ms: ModelScores, *, alpha, confidence_level, flat_margin, allow_u, sign):
@@ -131,7 +135,7 @@ def fit_trend(results, *, x: str = "n_params", method: str = "bootstrap", n_boot
         Interval level; tests run at ``alpha = 1 - confidence_level``.
     flat_margin : float, optional
         Equivalence margin for "flat", in score units over the observed range (default: see
-        :func:`default_flat_margin`).
+        :func:`scalingfit.shapes.default_flat_margin`).
     shapes : 'auto' or list of str
         Shapes to consider. 'auto' considers U-type shapes only for families with >= 5 sizes;
         naming them explicitly makes fewer models an error.
@@ -143,14 +147,19 @@ def fit_trend(results, *, x: str = "n_params", method: str = "bootstrap", n_boot
     rng : None, int or numpy.random.Generator
         Randomness; the seed used is recorded in ``result.meta['seed']``.
     **bayes_options
-        Options of :func:`scalingfit.bayes.fit_bayes` when ``method='bayes'``.
+        Options of the Bayesian engine when ``method='bayes'``: the fields of
+        :class:`scalingfit.options.BayesOptions`.
 
     Returns
     -------
     TrendResult
+        ``meta['options']`` records the option records the fit ran with.
 
     Raises
     ------
+    OptionError
+        A bad option value or type, or an option of the Bayesian engine without
+        ``method='bayes'``.
     DataValidationError
         Bad input (see :func:`load_results`), fewer than 3 model sizes in a family, or fewer
         than 5 when U-type shapes are requested explicitly.
@@ -162,31 +171,43 @@ def fit_trend(results, *, x: str = "n_params", method: str = "bootstrap", n_boot
     >>> result.shape
     'inverse'
     """
-    if not 0 < confidence_level < 1:
-        raise DataValidationError(
-            f"confidence_level must lie in (0, 1); got {confidence_level!r}.")
-    if method not in ("bootstrap", "bayes"):
-        raise DataValidationError(f"method must be 'bootstrap' or 'bayes'; got {method!r}.")
-    if bayes_options and method != "bayes":
-        raise DataValidationError(
-            f"{', '.join(sorted(bayes_options))}: not an option of fit_trend with "
-            f"method={method!r} (only the Bayesian engine takes extra options: "
-            "scalingfit.bayes.fit_bayes). Pass method='bayes', or check the spelling.")
+    opts = FitOptions(x=x, method=method, n_boot=n_boot, confidence_level=confidence_level,
+                      flat_margin=flat_margin, shapes=shapes, chance=chance)
+    bayes = bayes_options_of(opts, bayes_options)
+    load = LoadOptions(task=task, metric=metric, higher_is_better=higher_is_better,
+                       proportion=proportion)
     generator, seed = as_generator(rng)
-    table, ms, result = bootstrap_stage(
-        results, generator, seed, x=x, n_boot=n_boot, confidence_level=confidence_level,
-        flat_margin=flat_margin, shapes=shapes, task=task, metric=metric,
-        higher_is_better=higher_is_better, proportion=proportion, chance=chance)
-    if method == "bayes":
-        from .bayes import fit_bayes
-
-        result = fit_bayes(table, ms, result, rng=generator, **bayes_options)
+    table, ms, result = run_bootstrap(results, generator, seed, load=load, options=opts)
+    if bayes is not None:
+        result = fit_bayes(table, ms, result, rng=generator, **bayes.to_dict())
+        result = _record_options(result, load, opts, bayes)
     return result
 
 
-def bootstrap_stage(results, generator, seed, *, x="n_params", n_boot=2000,
-                    confidence_level=0.95, flat_margin=None, shapes="auto", task=None,
-                    metric=None, higher_is_better=None, proportion=None, chance=None):
+def bayes_options_of(opts: FitOptions, given: dict) -> BayesOptions | None:
+    """The Bayesian engine's option record for ``method='bayes'`` (None for the bootstrap).
+
+    Raises
+    ------
+    OptionError
+        Options of the Bayesian engine given with the bootstrap engine, or an unknown keyword.
+    """
+    if opts.method != "bayes":
+        if given:
+            raise OptionError(
+                f"{', '.join(sorted(given))}: not an option of fit_trend with "
+                f"method={opts.method!r} (only the Bayesian engine takes extra options: "
+                "scalingfit.bayes.fit_bayes). Pass method='bayes', or check the spelling.")
+        return None
+    unknown = sorted(set(given) - set(BayesOptions.names()))
+    if unknown:
+        raise OptionError(
+            f"{', '.join(unknown)}: not an option of fit_trend; the Bayesian engine takes "
+            f"{list(BayesOptions.names())}. Check the spelling.")
+    return BayesOptions(**given)
+
+
+def run_bootstrap(results, generator, seed, *, load: LoadOptions, options: FitOptions):
     """The bootstrap engine's fit, with its noise diagnostics: ``(table, ms, result)``.
 
     What :func:`fit_trend` computes before the Bayesian engine starts from it, drawing from
@@ -194,33 +215,43 @@ def bootstrap_stage(results, generator, seed, *, x="n_params", n_boot=2000,
     frequentist checks on it and hands it on to :func:`scalingfit.bayes.fit_bayes`, so the
     Bayesian check does not fit the bootstrap engine twice.
     """
-    from .results import TrendResult
-
-    if int(n_boot) < 100:
-        raise DataValidationError(f"n_boot must be at least 100; got {n_boot!r}.")
-    table = load_results(results, task=task, metric=metric, higher_is_better=higher_is_better,
-                         proportion=proportion)
-    ms = model_scores(table, x=x)
-    analyses, wanted, margin = analyse(ms, table, confidence_level=confidence_level,
-                                       flat_margin=flat_margin, shapes=shapes)
-    alpha = 1 - confidence_level
-    boot = _bootstrap_slopes(ms, analyses, int(n_boot), generator)
-    meta = {**ms.meta, "method": "bootstrap", "n_boot": int(n_boot),
-            "confidence_level": confidence_level, "alpha": alpha, "flat_margin": margin,
-            "shapes": sorted(wanted), "seed": seed, "version": __version__,
-            "n_families": len(ms.families), "n_models": len(ms.models),
-            "n_examples": _n_examples(ms)}
+    table = load_results(results, **load.to_dict())
+    ms = model_scores(table, x=options.x)
+    analyses, wanted, margin = analyse(ms, table, confidence_level=options.confidence_level,
+                                       flat_margin=options.flat_margin, shapes=options.shapes)
+    boot = _bootstrap_slopes(ms, analyses, options.n_boot, generator)
+    meta = {**ms.meta, "method": "bootstrap", "n_boot": options.n_boot,
+            "confidence_level": options.confidence_level, "alpha": options.alpha,
+            "flat_margin": margin, "shapes": sorted(wanted), "seed": seed,
+            "version": __version__, "n_families": len(ms.families),
+            "n_models": len(ms.models), "n_examples": _n_examples(ms)}
     result = TrendResult.from_analyses(ms, analyses, boot, meta)
-    return table, ms, _add_noise(result, ms, generator, table=table, chance=chance)
+    result = _add_noise(result, ms, generator, table=table, chance=options.chance)
+    return table, ms, _record_options(result, load, options, None)
+
+
+def bootstrap_stage(results, generator, seed, *, x="n_params", n_boot=2000,
+                    confidence_level=0.95, flat_margin=None, shapes="auto", task=None,
+                    metric=None, higher_is_better=None, proportion=None, chance=None):
+    """:func:`run_bootstrap` with the options as keywords (as :func:`fit_trend` takes them)."""
+    opts = FitOptions(x=x, n_boot=n_boot, confidence_level=confidence_level,
+                      flat_margin=flat_margin, shapes=shapes, chance=chance)
+    load = LoadOptions(task=task, metric=metric, higher_is_better=higher_is_better,
+                       proportion=proportion)
+    return run_bootstrap(results, generator, seed, load=load, options=opts)
+
+
+def _record_options(result, load, opts, bayes):
+    """``meta['options']``: the option records as plain values (what the reproducing command
+    and the reports read)."""
+    recorded = {"load": load.to_dict(), "fit": opts.to_dict(),
+                "bayes": bayes.to_dict() if bayes is not None else None}
+    return result.replace(meta={**result.meta, "options": recorded})
 
 
 def _add_noise(result, ms, generator, *, table, chance):
-    """Trend strength, generality and noise diagnostics (:mod:`scalingfit.noise`), and the
+    """Trend strength, generality and noise diagnostics (:mod:`scalingfit.evidence`), and the
     chance level in ``meta['chance']`` when one level holds for every model."""
-    from .noise import add_noise_diagnostics
-
-    if chance is not None and not np.isfinite(chance):
-        raise DataValidationError(f"chance must be a finite score; got {chance!r}.")
     result = add_noise_diagnostics(result, ms, rng=generator, table=table, chance=chance)
     levels = ((result.meta.get("noise") or {}).get("floor_ceiling") or {}).get("chance")
     if levels and np.allclose(levels, levels[0]):
@@ -231,4 +262,3 @@ def _add_noise(result, ms, generator, *, table, chance):
 def _n_examples(ms: ModelScores):
     n = ms.models["n_examples"]
     return int(n.max()) if n.notna().all() else None
-

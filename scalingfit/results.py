@@ -9,9 +9,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from .curves import design_matrix
 from .data import ModelScores
+from .diagnostics import NOTE_COLUMNS, core_notes, warn_notes
+from .verdicts import CLAIMS
 
 __all__ = ["TrendResult", "jsonable"]
 
@@ -99,8 +102,6 @@ def _curve_rows(a, confidence_level):
 
 
 def _model_rows(ms: ModelScores, confidence_level):
-    from scipy import stats
-
     m = ms.models.copy()
     zq = stats.norm.ppf(0.5 + confidence_level / 2)
     m["ci_lower"] = m["score"] - zq * m["se"]
@@ -160,8 +161,6 @@ class TrendResult:
     @classmethod
     def from_analyses(cls, ms: ModelScores, analyses: dict, boot: dict, meta: dict):
         """Assemble a result from the shape analyses and bootstrap slopes of :func:`fit_trend`."""
-        from .diagnostics import core_notes
-
         cl = meta["confidence_level"]
         counts = ms.models.groupby("family", sort=False).size()
         rows = [_family_row(a, boot[label], cl,
@@ -174,8 +173,7 @@ class TrendResult:
         selection = pd.concat([a.selection for a in analyses.values()], ignore_index=True)
         result = cls(shape=pooled["shape"], families=pd.DataFrame(fam_rows), pooled=pooled,
                      models=_model_rows(ms, cl), selection=selection, curves=curves,
-                     diagnostics=pd.DataFrame(columns=["code", "severity", "message",
-                                                       "details"]),
+                     diagnostics=pd.DataFrame(columns=NOTE_COLUMNS),
                      boot={k: np.asarray(v) for k, v in boot.items()}, meta=meta,
                      analyses=analyses)
         return result.with_diagnostics(core_notes(result, ms))
@@ -186,8 +184,6 @@ class TrendResult:
 
     def with_diagnostics(self, notes: pd.DataFrame) -> "TrendResult":
         """A copy with ``notes`` appended to the diagnostics (and a warning if any is severe)."""
-        from .diagnostics import warn_notes
-
         notes = notes if isinstance(notes, pd.DataFrame) else pd.DataFrame(notes)
         diag = pd.concat([self.diagnostics, notes], ignore_index=True) if len(
             self.diagnostics) else notes.reset_index(drop=True)
@@ -210,7 +206,7 @@ class TrendResult:
                 "p_gate", "total_change", "turning_point", "tp_ci_lower", "tp_ci_upper",
                 "best_curve"]
         cols += [c for c in self.families.columns if c.startswith("p_") and c not in cols
-                 and c in ("p_positive", "p_inverse", "p_u_shaped", "p_inverted_u", "p_flat")
+                 and c in [f"p_{name}" for name in CLAIMS]
                  and self.meta.get("method") == "bayes"]
         rows = self.families[[c for c in cols if c in self.families.columns]]
         if len(self.families) > 1:
@@ -237,7 +233,7 @@ class TrendResult:
         frame = lambda key: pd.DataFrame.from_records(d[key]) if d[key] else pd.DataFrame()
         diag = frame("diagnostics")
         if diag.empty:
-            diag = pd.DataFrame(columns=["code", "severity", "message", "details"])
+            diag = pd.DataFrame(columns=NOTE_COLUMNS)
         return cls(shape=d["shape"], families=frame("families"), pooled=dict(d["pooled"]),
                    models=frame("models"), selection=frame("selection"),
                    curves=frame("curves"), diagnostics=diag, boot=dict(d["boot"]),
@@ -255,7 +251,7 @@ class TrendResult:
 
     def report(self, format: str = "text", **kwargs) -> str:
         """Human-readable report: ``'text'``, ``'markdown'`` or ``'html'``."""
-        from .report import render
+        from .report import render      # the renderer sits above results (sanctioned reach)
 
         return render(self, format=format, **kwargs)
 
@@ -264,6 +260,6 @@ class TrendResult:
 
     def plot(self, ax=None, **kwargs):
         """Score against scale per family with the fitted curve and band; returns the Axes."""
-        from .plotting import plot_trend
+        from .plotting import plot_trend  # the renderer sits above results (sanctioned reach)
 
         return plot_trend(self, ax=ax, **kwargs)

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import DataValidationError
+from .lmeval import read_lm_eval_samples
+from .options import LoadOptions
 
 __all__ = ["load_results", "ModelScores", "model_scores", "PROPORTION_METRICS"]
 
@@ -51,8 +53,6 @@ def _val(v):
 def _read_path(path: Path, format: str | None) -> pd.DataFrame:
     """Read a CSV / Parquet / JSONL file, a runner output directory, or lm-eval sample logs."""
     if format == "lm-eval":
-        from .lmeval import read_lm_eval_samples
-
         return read_lm_eval_samples(path)
     if not path.exists():
         raise DataValidationError(f"results path {str(path)!r} does not exist.")
@@ -247,9 +247,37 @@ def load_results(source, *, format: str | None = None, task: str | None = None,
     >>> table.attrs["scalingfit"]["form"]
     'per_example'
     """
+    LoadOptions(format=format, task=task, metric=metric, higher_is_better=higher_is_better,
+                proportion=proportion)          # types and choices, before anything is read
+    df, higher_is_better, proportion = _read_source(source, format, higher_is_better,
+                                                    proportion)
+    df, task = _single_value(df, "task", task, "task")
+    df, metric = _single_value(df, "metric", metric, "metric")
+    df = df.reset_index(drop=True)
+    per_example = "example_id" in df.columns
+    _check_columns(df, per_example)
+    _coerce_and_check(df, per_example)
+    metric_name = metric if metric is not None else (
+        "accuracy" if df["score"].isin([0.0, 1.0]).all() and per_example else None)
+    if higher_is_better is None:
+        higher_is_better = not (metric_name and _LOWER_IS_BETTER.search(str(metric_name)))
+    if proportion is None:
+        proportion = bool(metric_name and str(metric_name).lower() in PROPORTION_METRICS) or (
+            per_example and df["score"].isin([0.0, 1.0]).all()) or _looks_like_accuracy(df)
+    if proportion:
+        _check_proportion(df, metric_name)
+    df.attrs["scalingfit"] = {
+        "form": "per_example" if per_example else "aggregated", "task": task,
+        "metric": metric_name, "higher_is_better": bool(higher_is_better),
+        "proportion": bool(proportion)}
+    return df
+
+
+def _read_source(source, format, higher_is_better, proportion):
+    """The raw table of ``source`` with string column names and a fresh index; a table
+    validated before keeps the choices made then (``fit_trend(load_results(df,
+    higher_is_better=False))`` must not guess the direction again from the metric name)."""
     if isinstance(source, pd.DataFrame):
-        # a table validated before keeps the choices made then (``fit_trend(load_results(df,
-        # higher_is_better=False))`` must not guess the direction again from the metric name)
         before = dict(source.attrs.get("scalingfit") or {})
         higher_is_better = before.get("higher_is_better") if higher_is_better is None \
             else higher_is_better
@@ -263,11 +291,11 @@ def load_results(source, *, format: str | None = None, task: str | None = None,
     if len(df) == 0:
         raise DataValidationError("results is empty: it has no rows.")
     df.columns = [str(c) for c in df.columns]
-    df = df.reset_index(drop=True)
-    df, task = _single_value(df, "task", task, "task")
-    df, metric = _single_value(df, "metric", metric, "metric")
-    df = df.reset_index(drop=True)
-    per_example = "example_id" in df.columns
+    return df.reset_index(drop=True), higher_is_better, proportion
+
+
+def _check_columns(df: pd.DataFrame, per_example: bool) -> None:
+    """The columns the form needs; ``family`` is added (``"all"``) when absent."""
     if per_example:
         _require(df, REQUIRED_PER_EXAMPLE,
                  "Per-example results need model, n_params, example_id and score.")
@@ -282,6 +310,10 @@ def load_results(source, *, format: str | None = None, task: str | None = None,
                 f"{list(df.columns)}. Add one, or give per-example rows with 'example_id'.")
     if "family" not in df.columns:
         df.insert(0, "family", "all")
+
+
+def _coerce_and_check(df: pd.DataFrame, per_example: bool) -> None:
+    """NaN, numeric types, finite values, sizes, duplicates and example sets, in place."""
     required = ["family", *(REQUIRED_PER_EXAMPLE if per_example else REQUIRED_AGGREGATED)]
     required += [c for c in ("n", "se") if c in df.columns and not per_example]
     _check_no_nan(df, required)
@@ -302,20 +334,6 @@ def load_results(source, *, format: str | None = None, task: str | None = None,
     else:
         _check_duplicates(df, ["family", "model"])
         _check_aggregated(df)
-    metric_name = metric if metric is not None else (
-        "accuracy" if df["score"].isin([0.0, 1.0]).all() and per_example else None)
-    if higher_is_better is None:
-        higher_is_better = not (metric_name and _LOWER_IS_BETTER.search(str(metric_name)))
-    if proportion is None:
-        proportion = bool(metric_name and str(metric_name).lower() in PROPORTION_METRICS) or (
-            per_example and df["score"].isin([0.0, 1.0]).all()) or _looks_like_accuracy(df)
-    if proportion:
-        _check_proportion(df, metric_name)
-    df.attrs["scalingfit"] = {
-        "form": "per_example" if per_example else "aggregated", "task": task,
-        "metric": metric_name, "higher_is_better": bool(higher_is_better),
-        "proportion": bool(proportion)}
-    return df
 
 
 def _looks_like_accuracy(df: pd.DataFrame) -> bool:

@@ -99,10 +99,6 @@ class LoadOptions(_Options):
     def __post_init__(self):
         if self.format is not None:
             _choice("format", self.format, ("csv", "parquet", "jsonl", "lm-eval"))
-        for name in ("task", "metric"):
-            v = getattr(self, name)
-            if v is not None and not isinstance(v, str):
-                raise OptionError(f"{name} must be a string; got {v!r}.")
         _bool_or_none("higher_is_better", self.higher_is_better)
         _bool_or_none("proportion", self.proportion)
 

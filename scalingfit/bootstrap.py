@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .data import ModelScores
+from .exceptions import OptionError
 
 __all__ = ["as_generator", "paired_bootstrap_means", "replicate_scores"]
 
@@ -33,9 +34,12 @@ def as_generator(rng) -> tuple[np.random.Generator, object]:
     if rng is None:
         seed = int(np.random.SeedSequence().entropy % (2**63))
         return np.random.default_rng(seed), seed
-    if isinstance(rng, (int, np.integer)):
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, (bool, np.bool_)):
+        if rng < 0:
+            raise OptionError(f"rng (the seed) must be a non-negative whole number; got {rng!r}.")
         return np.random.default_rng(int(rng)), int(rng)
-    raise TypeError(f"rng must be None, an int seed or a numpy Generator; got {type(rng)!r}")
+    raise OptionError(f"rng must be None, a non-negative int seed or a numpy Generator; got "
+                      f"{rng!r} ({type(rng).__name__}).")
 
 
 def multinomial_weights(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg, optimize, stats
 
+from .exceptions import DataValidationError
+
 __all__ = ["MetaFit", "fit_metareg", "estimate_tau2", "batched_gls"]
 
 
@@ -176,7 +178,8 @@ def fit_metareg(y, X, V, *, tau2: float | None = None) -> MetaFit:
     y, X, V = np.asarray(y, float), np.asarray(X, float), np.asarray(V, float)
     k, p = X.shape
     if k <= p:
-        raise ValueError(f"need more models ({k}) than curve parameters ({p})")
+        raise DataValidationError(f"need more models ({k}) than curve parameters ({p}): add "
+                                  "models, or fit a curve with fewer parameters.")
     tau2 = estimate_tau2(y, X, V) if tau2 is None else float(tau2)
     Sigma = V + (tau2 + _jitter(V)) * np.eye(k)
     ols = sm.GLS(y, X, sigma=Sigma).fit()

@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .exceptions import OptionError
+
 __all__ = ["simulate_results", "TRUE_SHAPES"]
 
 
@@ -30,7 +32,7 @@ def _g(shape: str, t: np.ndarray, effect: float) -> np.ndarray:
         return effect * t**2
     if shape == "inverted_u":
         return -effect * t**2
-    raise ValueError(f"shape must be one of {TRUE_SHAPES}; got {shape!r}")
+    raise OptionError(f"shape must be one of {TRUE_SHAPES}; got {shape!r}")
 
 
 TRUE_SHAPES = ("flat", "positive", "inverse", "u_shaped", "inverted_u")
@@ -76,7 +78,7 @@ def simulate_results(shape: str = "flat", *, n_families: int = 1, n_models: int 
     elif link == "identity":
         d = np.clip(rng.normal(base, item_sd * 0.2, n_examples), 0.02, 0.98)
     else:
-        raise ValueError(f"link must be 'logit' or 'identity'; got {link!r}")
+        raise OptionError(f"link must be 'logit' or 'identity'; got {link!r}")
     frames = []
     for f in range(n_families):
         a = rng.normal(0, 0.3 if link == "logit" else 0.03) if f else 0.0

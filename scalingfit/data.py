@@ -20,16 +20,20 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import DataValidationError
-from .lmeval import read_lm_eval_samples
 from .options import LoadOptions
+from .readers import read_path
 
-__all__ = ["load_results", "ModelScores", "model_scores", "PROPORTION_METRICS"]
+__all__ = ["load_results", "ModelScores", "model_scores", "metric_base", "PROPORTION_METRICS"]
 
 REQUIRED_PER_EXAMPLE = ("model", "n_params", "example_id", "score")
 REQUIRED_AGGREGATED = ("model", "n_params", "score")
 #: metric names read as proportions in [0, 1] (checked) unless ``proportion=False`` is given
 PROPORTION_METRICS = ("accuracy", "acc", "acc_norm", "exact_match", "em", "correct", "f1",
-                      "pass@1", "pass_at_1", "win_rate", "label_prob_coverage", "coverage")
+                      "pass@1", "pass_at_1", "win_rate", "label_prob_coverage", "coverage",
+                      "mc1", "mc2", "mc3", "acc_mutual_info", "prompt_level_strict_acc",
+                      "inst_level_strict_acc", "prompt_level_loose_acc", "inst_level_loose_acc")
+#: example ids that name a summary row (a per-model mean appended to per-example rows)
+_SUMMARY_IDS = ("mean", "average", "avg", "total", "all", "overall", "summary")
 # a "neg_" prefix (neg_loss = -loss, as the runner writes for sequence_prob) means higher is better
 _LOWER_IS_BETTER = re.compile(
     r"^(?!neg)(.*(loss|nll|error|perplexity|ppl|bpb|bits_per|brier).*"
@@ -50,31 +54,7 @@ def _val(v):
     return v.item() if hasattr(v, "item") else v
 
 
-def _read_path(path: Path, format: str | None) -> pd.DataFrame:
-    """Read a CSV / Parquet / JSONL file, a runner output directory, or lm-eval sample logs."""
-    if format == "lm-eval":
-        return read_lm_eval_samples(path)
-    if not path.exists():
-        raise DataValidationError(f"results path {str(path)!r} does not exist.")
-    if path.is_dir():
-        files = sorted(path.glob("*.parquet"))
-        if not files:
-            raise DataValidationError(
-                f"results directory {str(path)!r} holds no .parquet files; point at a CSV, "
-                "Parquet or JSONL file, or at a directory written by `scalingfit run`.")
-        return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    suffix = "".join(path.suffixes[-2:]).lower() if format is None else "." + format
-    if suffix.endswith((".csv", ".csv.gz")):
-        return pd.read_csv(path)
-    if suffix.endswith((".parquet", ".pq")):
-        return pd.read_parquet(path)
-    if suffix.endswith((".jsonl", ".jsonl.gz", ".ndjson")):
-        return pd.read_json(path, lines=True)
-    if suffix.endswith(".json"):
-        return pd.read_json(path)
-    raise DataValidationError(
-        f"cannot tell the format of {str(path)!r}; use a .csv, .parquet or .jsonl file, or pass "
-        "format='csv'|'parquet'|'jsonl'|'lm-eval'.")
+_read_path = read_path   # the old private name (the report reads raw tables through it)
 
 
 def _require(df: pd.DataFrame, columns, hint: str) -> None:
@@ -95,7 +75,7 @@ def _check_no_nan(df: pd.DataFrame, columns) -> None:
 
 def _check_finite(df: pd.DataFrame, columns) -> None:
     for col in columns:
-        bad = df.index[~np.isfinite(df[col].to_numpy(dtype=float))]
+        bad = df.index[np.isinf(df[col].to_numpy(dtype=float))]   # NaN: reported before
         if len(bad):
             raise DataValidationError(
                 f"column {col!r} has infinite values in rows {_rows(bad)} (e.g. "
@@ -104,6 +84,14 @@ def _check_finite(df: pd.DataFrame, columns) -> None:
 
 
 def _to_numeric(df: pd.DataFrame, col: str) -> None:
+    kind = df[col].dtype.kind
+    if kind in "mMc" or (kind == "O" and df[col].map(
+            lambda v: isinstance(v, (complex, pd.Timestamp, pd.Timedelta))).any()):
+        what = {"m": "durations", "M": "dates", "c": "complex numbers"}.get(kind, "dates, "
+                                                                           "durations or complex numbers")
+        raise DataValidationError(
+            f"column {col!r} holds {what} (dtype {df[col].dtype}), not plain numbers; convert "
+            "it to a float column (e.g. sizes in parameters, scores in [0, 1]) before fitting.")
     values = pd.to_numeric(df[col], errors="coerce")
     bad = df.index[values.isna() & df[col].notna()]
     if len(bad):
@@ -259,10 +247,13 @@ def load_results(source, *, format: str | None = None, task: str | None = None,
     _coerce_and_check(df, per_example)
     metric_name = metric if metric is not None else (
         "accuracy" if df["score"].isin([0.0, 1.0]).all() and per_example else None)
+    base = metric_base(metric_name)
+    if per_example and proportion is None:
+        _check_binary_typos(df)
     if higher_is_better is None:
-        higher_is_better = not (metric_name and _LOWER_IS_BETTER.search(str(metric_name)))
+        higher_is_better = not (base and _LOWER_IS_BETTER.search(base))
     if proportion is None:
-        proportion = bool(metric_name and str(metric_name).lower() in PROPORTION_METRICS) or (
+        proportion = bool(base and base.lower() in PROPORTION_METRICS) or (
             per_example and df["score"].isin([0.0, 1.0]).all()) or _looks_like_accuracy(df)
     if proportion:
         _check_proportion(df, metric_name)
@@ -271,6 +262,40 @@ def load_results(source, *, format: str | None = None, task: str | None = None,
         "metric": metric_name, "higher_is_better": bool(higher_is_better),
         "proportion": bool(proportion)}
     return df
+
+
+def metric_base(metric) -> str | None:
+    """The metric's own name without an lm-evaluation-harness filter suffix: 'acc,none' ->
+    'acc', 'exact_match,strict-match' -> 'exact_match' (None stays None)."""
+    return None if metric is None else str(metric).split(",")[0].strip()
+
+
+def _check_binary_typos(df: pd.DataFrame) -> None:
+    """Per-example scores that are 0/1 but for a few rows: a typo, not a continuous metric.
+
+    Read as continuous, one stray ``2`` would silently change the analysis (no proportion
+    margin, no binomial errors); at most 1% of the rows (and at most 5) off {0, 1} is read as
+    a typo to fix, more as a real continuous score.
+    """
+    off = ~df["score"].isin([0.0, 1.0])
+    n_off = int(off.sum())
+    if 0 < n_off <= min(5, 0.01 * len(df)):
+        rows = df.index[off]
+        raise DataValidationError(
+            f"column 'score' is 0/1 in all but rows {_rows(rows)} (e.g. "
+            f"{_val(df.loc[rows[0], 'score'])!r}): a typo? Fix those rows, or pass "
+            "proportion=False if the score really is continuous.")
+
+
+def _check_summary_rows(df: pd.DataFrame) -> None:
+    """An appended per-model mean ('mean', 'average', ...) is not one more example."""
+    ids = df["example_id"].astype(str).str.strip().str.lower()
+    bad = df.index[ids.isin(_SUMMARY_IDS)]
+    if len(bad):
+        raise DataValidationError(
+            f"rows {_rows(bad)} have example_id {df.loc[bad[0], 'example_id']!r}: a summary row "
+            "(a per-model mean), not an example. Drop those rows: the per-model means are "
+            "computed from the examples.")
 
 
 def _read_source(source, format, higher_is_better, proportion):
@@ -284,7 +309,7 @@ def _read_source(source, format, higher_is_better, proportion):
         proportion = before.get("proportion") if proportion is None else proportion
         df = source.copy()
     elif isinstance(source, (str, Path)):
-        df = _read_path(Path(source), format)
+        df = read_path(Path(source), format)
     else:
         raise DataValidationError(
             f"results must be a pandas DataFrame or a path; got {type(source).__name__}.")
@@ -320,7 +345,7 @@ def _coerce_and_check(df: pd.DataFrame, per_example: bool) -> None:
     numeric = ("n_params", "score", *[c for c in ("n", "se", "flops") if c in df.columns])
     for col in numeric:
         _to_numeric(df, col)
-    _check_finite(df, [c for c in numeric if c != "flops"])
+    _check_finite(df, numeric)
     df["family"] = df["family"].astype(str)
     df["model"] = df["model"].astype(str)
     _check_sizes(df, "n_params")
@@ -328,6 +353,7 @@ def _coerce_and_check(df: pd.DataFrame, per_example: bool) -> None:
         _check_sizes(df, "flops")
     if per_example:
         df["example_id"] = df["example_id"].astype(str)
+        _check_summary_rows(df)
         _qualify_example_ids(df)
         _check_duplicates(df, ["family", "model", "example_id"])
         _check_example_sets(df)

@@ -53,9 +53,18 @@ def multinomial_weights(n: int, n_boot: int, rng: np.random.Generator) -> np.nda
     return np.bincount(ids.ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(float)
 
 
+#: memory the replicate weights of one chunk may take (bytes); see :func:`paired_bootstrap_means`
+CHUNK_BYTES = 64 * 2**20
+
+
 def paired_bootstrap_means(matrix: np.ndarray, n_boot: int, rng: np.random.Generator,
-                           blocks=None) -> np.ndarray:
+                           blocks=None, *, chunk_bytes: int = CHUNK_BYTES) -> np.ndarray:
     """Replicate per-model means under the paired (example-id) bootstrap.
+
+    The replicates x examples weight matrix is built ``chunk_bytes`` at a time (its integer
+    draws and counts), so peak memory stays bounded for large eval sets; the draws are taken in
+    the same order as for one whole matrix, so the result is identical for the same seed
+    (tested), whatever the chunk size.
 
     Parameters
     ----------
@@ -65,6 +74,8 @@ def paired_bootstrap_means(matrix: np.ndarray, n_boot: int, rng: np.random.Gener
     rng : numpy.random.Generator
     blocks : list of index arrays, optional
         Groups of columns scored on the same examples; each block is resampled independently.
+    chunk_bytes : int
+        Memory budget of one chunk of weights (default :data:`CHUNK_BYTES`, 64 MiB).
 
     Returns
     -------
@@ -77,7 +88,10 @@ def paired_bootstrap_means(matrix: np.ndarray, n_boot: int, rng: np.random.Gener
         rows = ~np.isnan(matrix[:, idx[0]])
         S = matrix[np.ix_(rows, idx)]
         n = S.shape[0]
-        out[:, idx] = (multinomial_weights(n, n_boot, rng) @ S) / n
+        step = max(1, int(chunk_bytes // (24 * n)))     # int64 draws, int64 and float64 counts
+        for start in range(0, n_boot, step):
+            stop = min(start + step, n_boot)
+            out[start:stop, idx] = (multinomial_weights(n, stop - start, rng) @ S) / n
     return out
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -125,8 +126,21 @@ def _format_from_suffix(path) -> str:
                               f"format is read from the suffix); got {suffix or 'no suffix'!r}.")
 
 
+def _check_writable(path) -> None:
+    """The report's folder exists and is writable: said before the fit runs, not after."""
+    folder = Path(path).resolve().parent
+    if not folder.is_dir():
+        raise DataValidationError(
+            f"output {str(path)!r}: folder {str(folder)!r} does not exist; create it first, or "
+            "give another -o.")
+    if not os.access(folder, os.W_OK):
+        raise DataValidationError(
+            f"output {str(path)!r}: folder {str(folder)!r} is not writable; give another -o.")
+
+
 def _cmd_report(args) -> int:
     fmt = _format_from_suffix(args.output)
+    _check_writable(args.output)
     raw = read_raw(args.results, args.format)
     groups = task_groups(raw, task=args.task, metric=args.metric)
     kw = _fit_kwargs(args)

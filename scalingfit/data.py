@@ -298,6 +298,29 @@ def _check_summary_rows(df: pd.DataFrame) -> None:
             "computed from the examples.")
 
 
+def _family_signature(sub: pd.DataFrame, per_example: bool):
+    """What a family's evidence is: its sizes and scores (per example, in example order)."""
+    cols = ["n_params", "example_id", "score"] if per_example else [
+        "n_params", "score", *[c for c in ("n", "se") if c in sub.columns]]
+    rows = sub[cols].sort_values(cols[:2]).to_numpy()
+    return rows.shape, hash(rows.tobytes()) if rows.dtype != object else hash(
+        tuple(map(tuple, rows)))
+
+
+def _check_copied_families(df: pd.DataFrame, per_example: bool) -> None:
+    """A family that repeats another's sizes and scores exactly is the same evidence twice
+    (pseudo-replication): it would tighten the pooled interval for nothing."""
+    seen = {}
+    for fam, sub in df.groupby("family", sort=False):
+        key = _family_signature(sub, per_example)
+        if key in seen:
+            raise DataValidationError(
+                f"family {fam!r} repeats family {seen[key]!r} exactly (the same sizes and "
+                f"{'per-example scores' if per_example else 'scores'}): a copied family counts "
+                "the same evidence twice. Drop one of them, or fix the copy.")
+        seen[key] = fam
+
+
 def _read_source(source, format, higher_is_better, proportion):
     """The raw table of ``source`` with string column names and a fresh index; a table
     validated before keeps the choices made then (``fit_trend(load_results(df,
@@ -360,6 +383,7 @@ def _coerce_and_check(df: pd.DataFrame, per_example: bool) -> None:
     else:
         _check_duplicates(df, ["family", "model"])
         _check_aggregated(df)
+    _check_copied_families(df, per_example)
 
 
 def _looks_like_accuracy(df: pd.DataFrame) -> bool:

@@ -21,6 +21,10 @@ from .verdicts import MIN_SIZES, SHAPES, U_MIN_SIZES, U_SHAPES
 __all__ = ["fit_trend", "analyse", "run_bootstrap", "bootstrap_stage", "default_flat_margin"]
 
 
+#: the narrowest scale range (in decades) a family may span: 1% of a decade (~2.3%)
+MIN_DECADES = 0.01
+
+
 def _check_shapes(shapes, ms: ModelScores):
     if isinstance(shapes, str) and shapes == "auto":
         return set(SHAPES)
@@ -44,6 +48,13 @@ def _check_family_sizes(ms: ModelScores, shapes: set, explicit: bool):
                 f"({list(sub['model'])}); a trend needs at least {MIN_SIZES} models of different "
                 "sizes (2 points leave no room for model-level noise). Add models, or drop the "
                 "family.")
+        span = float(np.ptp(np.log10(sub["x"].to_numpy(dtype=float))))
+        if span < MIN_DECADES:
+            raise DataValidationError(
+                f"family {fam!r} spans only {10 ** span:.6g}x in {ms.meta['x']} "
+                f"({sub['x'].min():.6g} to {sub['x'].max():.6g}); a trend over log scale needs "
+                f"sizes at least {10 ** MIN_DECADES:.3g}x apart. Check the size column (are "
+                "these one model's variants?), or drop the family.")
         if need_u and n < U_MIN_SIZES:
             raise DataValidationError(
                 f"family {fam!r} has {n} model sizes; U-shaped / inverted-U tests need at least "
@@ -252,6 +263,11 @@ def _record_options(result, load, opts, bayes):
 def _add_noise(result, ms, generator, *, table, chance):
     """Trend strength, generality and noise diagnostics (:mod:`scalingfit.evidence`), and the
     chance level in ``meta['chance']`` when one level holds for every model."""
+    if chance is not None and ms.meta["proportion"] and not 0 <= chance <= 1:
+        raise DataValidationError(
+            f"chance must lie in [0, 1] for the proportion metric "
+            f"{ms.meta.get('metric') or 'score'!r}; got {chance!r} (e.g. 0.5 for two classes, "
+            "0.25 for four).")
     result = add_noise_diagnostics(result, ms, rng=generator, table=table, chance=chance)
     levels = ((result.meta.get("noise") or {}).get("floor_ceiling") or {}).get("chance")
     if levels and np.allclose(levels, levels[0]):

@@ -137,3 +137,37 @@ def test_lm_eval_metric_names_are_proportions(table, metric):
 def test_options_of_the_wrong_type_are_named(table, option, value):
     with pytest.raises(DataValidationError, match=rf"^{option} must be"):
         load_results(table, **{option: value})
+
+
+def test_a_copied_family_is_pseudo_replication(table):
+    two = simulate_results("inverse", n_families=2, n_models=5, n_examples=200, rng=2)
+    copy = two[two["family"] == "fam0"].assign(family="copy", model=lambda d: "c-" + d["model"])
+    with pytest.raises(DataValidationError) as err:
+        load_results(pd.concat([two, copy], ignore_index=True))
+    assert str(err.value) == ("family 'copy' repeats family 'fam0' exactly (the same sizes and "
+                              "per-example scores): a copied family counts the same evidence "
+                              "twice. Drop one of them, or fix the copy.")
+
+
+def test_sizes_that_barely_differ_are_not_a_scale_range(table):
+    from scalingfit import fit_trend
+
+    narrow = table.assign(n_params=1e9 + table["n_params"].rank(method="dense") - 1)
+    with pytest.raises(DataValidationError, match=r"^family 'fam0' spans only 1x in n_params "
+                                                  r"\(1e\+09 to 1e\+09\)"):
+        fit_trend(narrow, rng=0, n_boot=100)
+
+
+@pytest.mark.parametrize("chance", [2.0, -1.0])
+def test_chance_outside_a_proportion_is_an_error(table, chance):
+    from scalingfit import fit_trend
+
+    with pytest.raises(DataValidationError, match=rf"^chance must lie in \[0, 1\] for the "
+                                                  rf"proportion metric 'accuracy'; got {chance}"):
+        fit_trend(table, rng=0, n_boot=100, chance=chance)
+
+
+def test_report_to_a_missing_folder_fails_before_fitting(tmp_path, capsys):
+    out = tmp_path / "missing" / "r.html"
+    assert main(["report", "data/synthetic_families.csv", "-o", str(out)]) == 2
+    assert "does not exist; create it first" in capsys.readouterr().err

@@ -15,11 +15,12 @@ import sys
 from pathlib import Path
 
 from .claims import check_claim
-from .criteria_report import read_raw, render_document, report_tasks, task_groups
 from .data import load_results
 from .exceptions import DataValidationError, ScalingFitError
 from .fit import fit_trend
+from .multitask import read_raw, report_tasks, task_groups
 from .options import BayesOptions, FitOptions, LoadOptions, option_fields
+from .report import render_document
 from .runner.cli import register as register_run
 from .verdicts import CLAIMS
 

@@ -89,8 +89,15 @@ def _inline_html(parts) -> str:
     return "".join(out)
 
 
+def _md(text) -> str:
+    """Text for Markdown with ``<`` as ``&lt;``: raw HTML in CommonMark (GitHub, mkdocs) starts
+    with ``<``, so a user string (a model, family, task or metric name) can never become a tag;
+    rendered, the entity reads as ``<`` itself. ``&`` and ``>`` stay readable in the source."""
+    return str(text).replace("<", "&lt;")
+
+
 def _inline_md(parts) -> str:
-    return "".join(p.text() if isinstance(p, Num) else str(p) for p in parts)
+    return "".join(_md(p.text() if isinstance(p, Num) else p) for p in parts)
 
 
 def _cell_value(v) -> str:
@@ -179,7 +186,7 @@ def _to_html(blocks, title, subtitle) -> str:
 
 # ------------------------------------------------------------------------------ Markdown
 def _md_table(t: Table) -> str:
-    esc = lambda s: str(s).replace("|", "\\|").replace("\n", " ")
+    esc = lambda s: _md(s).replace("|", "\\|").replace("\n", " ")
     lines = [f"**{esc(t.caption)}**", "",
              "| " + " | ".join(esc(h) for _, h, _ in t.columns) + " |",
              "|" + "|".join("---:" if k in NUMERIC_KINDS else "---"
@@ -190,20 +197,21 @@ def _md_table(t: Table) -> str:
 
 
 def _to_markdown(blocks, title, subtitle, image_dir=None, image_link=None) -> str:
-    out = [f"# {title}", "", f"*{subtitle}*", ""]
+    out = [f"# {_md(title)}", "", f"*{_md(subtitle)}*", ""]
     for b in blocks:
         kind = b[0]
         if kind == "h":
-            out += [f"{'#' * b[1]} {b[2]}", ""]
+            out += [f"{'#' * b[1]} {_md(b[2])}", ""]
         elif kind == "p":
             out += [_inline_md(b[1]), ""]
         elif kind == "facts":
-            out += [" \u00b7 ".join(f"**{k}**: {_inline_md(v)}" for k, v in b[1]), ""]
+            out += [" \u00b7 ".join(f"**{_md(k)}**: {_inline_md(v)}" for k, v in b[1]), ""]
         elif kind == "verdict":
             out += [f"> **{_inline_md(b[2])}**", ""]
         elif kind == "lights":
             out += ["| | criterion | status | reason |", "|---|---|---|---|"]
-            out += [f"| {STATUS[st][0]} | {title} | **{STATUS[st][1]}** | {reason} |"
+            out += [f"| {STATUS[st][0]} | {_md(title)} | **{STATUS[st][1]}** | "
+                    f"{_md(reason).replace('|', '/')} |"
                     for _, title, st, reason in b[1]]
             out.append("")
         elif kind == "fig":
@@ -214,11 +222,11 @@ def _to_markdown(blocks, title, subtitle, image_dir=None, image_link=None) -> st
                 src = f"{image_link}/{name}.png"
             else:
                 src = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-            out += [f"![{alt}]({src})", "", f"*{cap}*", ""]
+            out += [f"![{_md(alt)}]({src})", "", f"*{_md(cap)}*", ""]
         elif kind == "table":
             out += [_md_table(b[1]), ""]
         elif kind == "notes":
-            out += [f"{i}. ({sev}) {msg}" for i, (_, sev, msg) in enumerate(b[1], 1)] + [""]
+            out += [f"{i}. ({sev}) {_md(msg)}" for i, (_, sev, msg) in enumerate(b[1], 1)] + [""]
         elif kind == "code":
             out += [f"```{b[2]}", b[1], "```", ""]
     return "\n".join(out)

@@ -182,7 +182,7 @@ def _criterion_blocks(a, key, fig, prefix, h):
             blocks.append(("fig", f"{prefix}slopes", *fig[f"{prefix}slopes"]))
         if has_table:
             blocks.append(("table", make_table(f"{prefix}strength", "Trend strength "
-                                               "(scalingfit.noise)", c.table,
+                                               "(scalingfit.evidence)", c.table,
                                                _generic_cols(c.table), "strength")))
     elif key == "generality":
         if fig.get(f"{prefix}families"):
@@ -196,7 +196,7 @@ def _criterion_blocks(a, key, fig, prefix, h):
         gen = result.generality
         if gen is not None and len(gen):
             blocks.append(("table", make_table(f"{prefix}generality", "Generality "
-                                               "(scalingfit.noise)", gen, _generic_cols(gen),
+                                               "(scalingfit.evidence)", gen, _generic_cols(gen),
                                                "generality")))
     elif key == "noise":
         blocks += _noise_blocks(c, result, fig, prefix, h)

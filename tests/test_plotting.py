@@ -53,7 +53,7 @@ def _by_gid(ax, gid):
 
 
 def test_import_scalingfit_does_not_import_matplotlib():
-    code = ("import sys, scalingfit, scalingfit.plotting, scalingfit.criteria_report; "
+    code = ("import sys, scalingfit, scalingfit.plotting, scalingfit.report; "
             "assert 'matplotlib' not in sys.modules and 'seaborn' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 

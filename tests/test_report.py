@@ -319,7 +319,7 @@ def test_strength_generality_and_checks_tables_equal_the_result(dom, result, che
     _assert_table_equals(dom, "strength", result.strength)
     _assert_table_equals(dom, "generality", result.generality)
     _assert_table_equals(dom, "checks", check.checks)
-    # the strength table is scalingfit.noise's: its pooled slope is the pooled slope
+    # the strength table is scalingfit.evidence's: its pooled slope is the pooled slope
     st = result.strength.set_index(["family", "quantity"])
     assert st.loc[("pooled", "slope_per_decade"), "estimate"] == result.pooled["slope"]
 

@@ -18,9 +18,10 @@ from scipy.special import ndtr
 from ..bootstrap import as_generator
 from ..curves import design_matrix
 from ..diagnostics import POWER_TARGET
+from ..metareg import ridge
 from ..verdicts import U_MIN_SIZES, U_SHAPES
 from .labels import LabelData
-from .replicates import _jitter, batched_verdicts
+from .replicates import batched_verdicts
 
 __all__ = ["power_at", "examples_for_power", "u_verdict_power", "power_analysis", "MAX_MODELS"]
 
@@ -62,7 +63,7 @@ def _coef_var(X, V, tau2, a, col):
     lam = np.clip(lam, 0.0, None)
     Xt = Q.T @ X
     a = np.atleast_1d(np.asarray(a, dtype=float))
-    w = 1.0 / (a[:, None] * lam[None, :] + tau2 + _jitter(V) + 1e-300)
+    w = 1.0 / (a[:, None] * lam[None, :] + tau2 + ridge(V) + 1e-300)
     A = np.einsum("kp,ak,kq->apq", Xt, w, Xt)
     return np.linalg.inv(A)[:, col, col]
 

@@ -17,6 +17,7 @@ import numpy as np
 from scipy import stats
 
 from ..curves import design_matrix
+from ..metareg import ridge
 from ..verdicts import SHAPES, U_MIN_SIZES, VERDICTS as SHAPE_VERDICTS
 from .labels import LabelData
 
@@ -28,16 +29,11 @@ _V = {name: i for i, name in enumerate(VERDICTS)}
 
 
 # ---------------------------------------------------------------------------- REML and GLS
-def _jitter(V):
-    scale = float(np.mean(np.diag(V))) if V.size else 0.0
-    return 1e-9 * scale + 1e-14
-
-
 def _tau2_grid(lam, Y, n=40):
     """Shared grid: 0, then log-spaced from negligible to 10x the largest plausible spread."""
     mean_v = max(float(np.mean(lam)), 0.0)
     spread = float(np.max(np.var(Y, axis=1))) if Y.size else 0.0
-    hi = max(10.0 * (spread + mean_v), 1e-12)
+    hi = 10.0 * (spread + mean_v) or 1e-12                # relative: scores may be tiny
     lo = max(1e-4 * mean_v, 1e-10 * hi)
     return np.r_[0.0, np.geomspace(lo, hi, n)]
 
@@ -165,7 +161,7 @@ def fit_observed(d: LabelData, X):
     """GLS + REML of the observed scores of ``d`` on design ``X``: (beta, tau^2)."""
     lam, Q = np.linalg.eigh(d.V)
     lam = np.clip(lam, 0.0, None)
-    beta, _, tau2, _ = _reml_fit(d.y[None, :] @ Q, Q.T @ X, lam, _jitter(d.V),
+    beta, _, tau2, _ = _reml_fit(d.y[None, :] @ Q, Q.T @ X, lam, ridge(d.V),
                                  _tau2_grid(lam, d.y[None, :]))
     return beta[0], float(tau2[0])
 
@@ -192,7 +188,7 @@ class _Replicates:
         self.n_scales = _scales_kept(d.z, self.keep)
         lam, self.Q = np.linalg.eigh(d.V)
         self.lam = np.clip(lam, 0.0, None)
-        self.jit = _jitter(d.V)
+        self.jit = ridge(d.V)
         self.Yt = Y @ self.Q
         self.grid = _tau2_grid(self.lam, Y, n_grid)
         self.dummy = None if drop is None else (~self.keep).astype(float)          # (B, k)

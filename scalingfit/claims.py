@@ -22,6 +22,8 @@ is False): they explain a failure, they do not cause one. The numbers come from
 from __future__ import annotations
 
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -296,6 +298,18 @@ def _floor_check(fc):
     return _row("floor_ceiling", passed, False, "; ".join(bits) + ".", near)
 
 
+def _informative_check(degenerate, n_families):
+    """Required: some family's scores vary. A family at a floor or ceiling (one score on every
+    example of every model) says nothing about the curve; if every family is, no claim can be
+    shown -- 'flat' least of all (the task is too hard or too easy at every size)."""
+    passed = len(degenerate) < n_families
+    detail = (f"{', '.join(map(str, degenerate))} score{'s' if len(degenerate) == 1 else ''} "
+              "the same on every example of every model (a floor or ceiling)"
+              + ("; left out of the pooled verdict." if passed else
+                 ": the data carry no information about the shape."))
+    return _row("informative", passed, True, detail, len(degenerate))
+
+
 def _metric_check(sens, main):
     lab = sens["labels"].get(main)
     if lab is None:
@@ -381,6 +395,9 @@ def claim_checks(result, ms, claim, evidence=None, *, alpha=None, min_stability:
             _stability_check(ev, claim, min_stability),
             _generality_check(generality_table(result, ms, claim), claim),
             _power_check(pw, claim)]
+    degenerate = result.meta.get("degenerate_families") or []
+    if degenerate:
+        rows.append(_informative_check(degenerate, result.meta["n_families"]))
     fc, sens = ev.floor_ceiling, ev.metric_sensitivity
     if fc["chance"] is not None or fc["near_ceiling"]:
         rows.append(_floor_check(fc))
@@ -398,8 +415,13 @@ _BOOTSTRAP_OPTIONS = ("x", "flat_margin", "shapes", "higher_is_better", "proport
 _LOAD_OPTIONS = ("task", "metric", "higher_is_better", "format", "proportion")
 
 
-def _validate(results, claim, alpha, min_stability, fit_kwargs):
+def _validate(results, claim, alpha, min_stability, fit_kwargs, effect=None):
     check_claim_name(claim)
+    if effect is not None and not (isinstance(effect, numbers.Real) and not isinstance(
+            effect, bool) and math.isfinite(effect) and effect != 0):
+        raise OptionError(f"effect must be a finite, non-zero number (a slope per decade, or a "
+                          f"curvature for U-type claims) or None for the observed one; got "
+                          f"{effect!r}.")
     if not 0 < alpha < 1:
         raise DataValidationError(f"alpha must lie in (0, 1); got {alpha!r}.")
     if not 0 < min_stability <= 1:
@@ -506,7 +528,7 @@ def check_claim(results, claim: str = "inverse", *, alpha: float = 0.05, n_boot:
     >>> check.survives  # doctest: +SKIP
     True
     """
-    _validate(results, claim, alpha, min_stability, fit_kwargs)
+    _validate(results, claim, alpha, min_stability, fit_kwargs, effect)
     table, ms, fit_kwargs = _load(results, claim, fit_kwargs)
     generator, seed = as_generator(rng)
     fit_rng = generator if seed == "generator" else seed

@@ -23,7 +23,8 @@ from .exceptions import DataValidationError
 from .options import LoadOptions
 from .readers import read_path
 
-__all__ = ["load_results", "ModelScores", "model_scores", "metric_base", "PROPORTION_METRICS"]
+__all__ = ["load_results", "ModelScores", "model_scores", "metric_base", "degenerate_families",
+           "PROPORTION_METRICS"]
 
 REQUIRED_PER_EXAMPLE = ("model", "n_params", "example_id", "score")
 REQUIRED_AGGREGATED = ("model", "n_params", "score")
@@ -326,6 +327,8 @@ def _check_copied_families(df: pd.DataFrame, per_example: bool) -> None:
     (pseudo-replication): it would tighten the pooled interval for nothing."""
     seen = {}
     for fam, sub in df.groupby("family", sort=False):
+        if sub["score"].nunique() == 1:
+            continue          # one score everywhere (a floor or ceiling): degenerate, not a copy
         key = _family_signature(sub, per_example)
         if key in seen:
             raise DataValidationError(
@@ -505,6 +508,21 @@ def model_scores(table: pd.DataFrame, *, x: str = "n_params") -> ModelScores:
     if meta["form"] == "per_example":
         return _per_example_scores(df, meta)
     return _aggregated_scores(df, meta)
+
+
+def degenerate_families(ms: ModelScores) -> list:
+    """Families of ``ms`` that score the same on every example of every model (all 0, or all
+    1): zero sampling variance and one distinct score, so no information about a trend. Left
+    in the pooled verdict, such a family pins the common curve flat with a vanishing interval.
+    """
+    var = np.diag(ms.cov)
+    y = ms.models["score"].to_numpy(dtype=float)
+    out = []
+    for fam in ms.families:
+        idx = ms.family_index(fam)
+        if np.all(var[idx] <= 0) and np.ptp(y[idx]) == 0:
+            out.append(fam)
+    return out
 
 
 def _order_models(df: pd.DataFrame) -> pd.DataFrame:

@@ -97,6 +97,21 @@ def core_notes(result, ms) -> pd.DataFrame:
             "no_flat_margin", "info",
             "no equivalence margin is known for this metric, so 'flat' cannot be shown; pass "
             "flat_margin= in score units.", metric=result.meta.get("metric")))
+    degenerate = result.meta.get("degenerate_families") or []
+    if degenerate and len(degenerate) == result.meta["n_families"]:
+        out.append(note(
+            "degenerate_family", "warning",
+            "every family scores the same on every example of every model (a floor or a "
+            "ceiling): the data carry no information about the curve's shape; a 'flat' verdict "
+            "here says the task is at its floor or ceiling at every size, not that scale does "
+            "not matter.", families=[str(f) for f in degenerate]))
+    for fam in result.meta.get("left_out_of_pooled") or []:
+        out.append(note(
+            "degenerate_family", "warning",
+            f"family {fam!r} scores the same on every example of every model (a floor or a "
+            "ceiling): it carries no information about a trend and is left out of the pooled "
+            "verdict, which it would otherwise pin flat with a vanishing interval.",
+            family=str(fam)))
     if result.meta["n_families"] == 1:
         out.append(note("single_family", "info",
                         "one family only: generality across model families is untested.",

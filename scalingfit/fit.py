@@ -9,7 +9,7 @@ from ._version import __version__
 from .bayes import fit_bayes
 from .bootstrap import as_generator, replicate_scores
 from .curves import design_matrix
-from .data import load_results, model_scores, ModelScores
+from .data import ModelScores, degenerate_families, load_results, model_scores
 from .exceptions import DataValidationError, OptionError
 from .metareg import batched_gls
 from .options import BayesOptions, FitOptions, LoadOptions
@@ -18,7 +18,8 @@ from .shapes import ShapeAnalysis, analyse_shape, default_flat_margin
 from .evidence import add_noise_diagnostics
 from .verdicts import MIN_SIZES, SHAPES, U_MIN_SIZES, U_SHAPES
 
-__all__ = ["fit_trend", "analyse", "run_bootstrap", "bootstrap_stage", "default_flat_margin"]
+__all__ = ["fit_trend", "analyse", "run_bootstrap", "bootstrap_stage", "default_flat_margin",
+           "degenerate_families", "pooled_index"]
 
 
 #: the narrowest scale range (in decades) a family may span: 1% of a decade (~2.3%)
@@ -72,12 +73,25 @@ def _analyse_all(ms: ModelScores, *, alpha, confidence_level, flat_margin, allow
                                  np.zeros(len(idx), dtype=int), alpha=alpha,
                                  confidence_level=confidence_level, flat_margin=flat_margin,
                                  allow_u=allow_u, sign=sign)
+        out[fam].idx = idx
     if len(ms.families) > 1:
-        groups = pd.Categorical(ms.models["family"], categories=ms.families).codes
-        out["pooled"] = analyse_shape("pooled", y_all, ms.cov, lx_all, groups, alpha=alpha,
+        idx = pooled_index(ms)
+        fams = ms.models["family"].to_numpy()[idx]
+        groups = pd.Categorical(fams, categories=pd.unique(fams)).codes
+        out["pooled"] = analyse_shape("pooled", y_all[idx], ms.cov[np.ix_(idx, idx)],
+                                      lx_all[idx], groups, alpha=alpha,
                                       confidence_level=confidence_level,
                                       flat_margin=flat_margin, allow_u=allow_u, sign=sign)
+        out["pooled"].idx = idx
     return out
+
+
+def pooled_index(ms: ModelScores) -> np.ndarray:
+    """Positions of the models behind the pooled verdict: every family but the degenerate ones
+    (:func:`degenerate_families`), unless no other family is left."""
+    left_out = set(degenerate_families(ms))
+    keep = [f for f in ms.families if f not in left_out] or list(ms.families)
+    return np.flatnonzero(ms.models["family"].isin(keep).to_numpy())
 
 
 def _bootstrap_slopes(ms: ModelScores, analyses: dict, n_boot: int, rng) -> dict:
@@ -88,8 +102,8 @@ def _bootstrap_slopes(ms: ModelScores, analyses: dict, n_boot: int, rng) -> dict
     Y = replicate_scores(ms, n_boot, rng, tau2)
     out = {}
     for label, a in analyses.items():
-        idx = np.arange(len(ms.models)) if label == "pooled" else ms.family_index(label)
         X = design_matrix("linear", a.z, a.groups)
+        idx = a.idx
         beta, _, _ = batched_gls(Y[:, idx], X, a.linear.sigma)
         out[label] = beta[:, -1]
     return out
@@ -235,6 +249,8 @@ def run_bootstrap(results, generator, seed, *, load: LoadOptions, options: FitOp
             "confidence_level": options.confidence_level, "alpha": options.alpha,
             "flat_margin": margin, "shapes": sorted(wanted), "seed": seed,
             "version": __version__, "n_families": len(ms.families),
+            "degenerate_families": degenerate_families(ms),
+            "left_out_of_pooled": _left_out(ms, analyses),
             "n_models": len(ms.models), "n_examples": _n_examples(ms)}
     result = TrendResult.from_analyses(ms, analyses, boot, meta)
     result = _add_noise(result, ms, generator, table=table, chance=options.chance)
@@ -273,6 +289,14 @@ def _add_noise(result, ms, generator, *, table, chance):
     if levels and np.allclose(levels, levels[0]):
         result = result.replace(meta={**result.meta, "chance": float(levels[0])})
     return result
+
+
+def _left_out(ms: ModelScores, analyses: dict) -> list:
+    """Families the pooled verdict leaves out (degenerate: one score everywhere)."""
+    if "pooled" not in analyses:
+        return []
+    kept = set(ms.models["family"].to_numpy()[analyses["pooled"].idx])
+    return [f for f in ms.families if f not in kept]
 
 
 def _n_examples(ms: ModelScores):

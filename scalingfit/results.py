@@ -164,7 +164,8 @@ class TrendResult:
         cl = meta["confidence_level"]
         counts = ms.models.groupby("family", sort=False).size()
         rows = [_family_row(a, boot[label], cl,
-                            int(counts[label]) if label in counts else len(ms.models))
+                            len(a.idx) if a.idx is not None else (
+                                int(counts[label]) if label in counts else len(ms.models)))
                 for label, a in analyses.items()]
         fam_rows = [r for r in rows if r["family"] != "pooled"]
         pooled = next((r for r in rows if r["family"] == "pooled"), dict(fam_rows[0]))

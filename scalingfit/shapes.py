@@ -298,6 +298,9 @@ class ShapeAnalysis:
     tost: dict
     selection: pd.DataFrame
     notes: list = field(default_factory=list)
+    #: positions of the analysed models in ``ModelScores.models`` (set by :func:`fit_trend`;
+    #: the pooled analysis leaves out degenerate families)
+    idx: object = None
 
     @property
     def slope(self):

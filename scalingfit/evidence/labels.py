@@ -11,7 +11,8 @@ import numpy as np
 
 from ..verdicts import TREND_SHAPES, U_SHAPES, VERDICTS
 
-__all__ = ["LabelData", "label_data", "main_label", "target_claim", "examples_per_model"]
+__all__ = ["LabelData", "label_data", "analysis_index", "main_label", "target_claim",
+           "examples_per_model"]
 
 
 class LabelData:
@@ -64,10 +65,18 @@ class LabelData:
                          self.allow_u, self.wanted, self.sign, self.alpha, self.margin)
 
 
+def analysis_index(a, ms, label) -> np.ndarray:
+    """Positions of the models behind an analysis (its ``idx``; for results made before
+    analyses carried one: all models when pooled, else the family's)."""
+    if getattr(a, "idx", None) is not None:
+        return np.asarray(a.idx)
+    return np.arange(len(ms.models)) if label == "pooled" else ms.family_index(label)
+
+
 def label_data(result, ms, label) -> LabelData:
     """:class:`LabelData` of ``label`` (a family or 'pooled') from a result and its scores."""
     a = result.analyses[label]
-    idx = np.arange(len(ms.models)) if label == "pooled" else ms.family_index(label)
+    idx = analysis_index(a, ms, label)
     y = ms.models["score"].to_numpy(dtype=float)[idx]
     shapes = set(result.meta.get("shapes", VERDICTS))
     bp = a.two_lines.breakpoint if a.two_lines is not None else None

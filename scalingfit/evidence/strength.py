@@ -13,6 +13,7 @@ import pandas as pd
 from scipy import stats
 
 from ..verdicts import U_SHAPES
+from .labels import analysis_index
 
 __all__ = ["trend_strength"]
 
@@ -48,7 +49,7 @@ def _monotone_rows(result, ms, label, a, y) -> list:
     cl = result.meta["confidence_level"]
     zq = stats.norm.ppf(0.5 + cl / 2)
     slope_units, score_units = _units(result)
-    idx = np.arange(len(ms.models)) if label == "pooled" else ms.family_index(label)
+    idx = analysis_index(a, ms, label)
     est, se, _, _ = a.slope
     t = a.linear.t_quantile(cl)
     rng_z = float(np.ptp(a.z))

@@ -258,7 +258,7 @@ def _inspect_log_api():
         raise OptionError(
             "format='inspect' reads Inspect AI logs with inspect_ai's own reader, which is not "
             "installed; install the extra: pip install 'scalingfit[inspect]'.") from None
-    return list_eval_logs, read_eval_log, value_to_float
+    return list_eval_logs, read_eval_log, value_to_float()
 
 
 def _inspect_files(path: Path, list_eval_logs) -> list:

@@ -384,8 +384,12 @@ def _fit_group(key, rows: pd.DataFrame, kwargs: dict, seed: int):
                                 if issubclass(w.category, StatisticalWarning)]
 
 
-def _check_options(kwargs: dict) -> dict:
+def _check_options(kwargs: dict, n_jobs) -> dict:
     """Validate the options of ``fit_trend`` once (the same records, the same errors)."""
+    if n_jobs is not None and (not isinstance(n_jobs, (int, np.integer))
+                               or isinstance(n_jobs, bool) or n_jobs == 0):
+        raise OptionError(f"n_jobs must be a non-zero whole number (-1: all cores); got "
+                          f"{n_jobs!r}.")
     load_kw, fit_kw, bayes_kw = split_options(kwargs, LoadOptions, FitOptions, BayesOptions,
                                               where="fit_many")
     if "format" in load_kw:
@@ -428,6 +432,23 @@ def _run(tasks: list, n_jobs, progress):
         return [_tick(bar, o) for o in out]
     finally:
         bar.close()
+
+
+def _collect(outputs, n_groups: int) -> tuple:
+    """Fitted results and error messages by key; one warning naming the groups with notes."""
+    fitted, errors, noted = {}, {}, []
+    for key, result, error, caught in outputs:
+        if error is None:
+            fitted[key] = result
+        else:
+            errors[key] = error
+        if caught:
+            noted.append(_label(key))
+    if noted:
+        warnings.warn(f"{len(noted)} of {n_groups} groups have diagnostic warnings (e.g. "
+                      f"{', '.join(noted[:3])}); see many[group].diagnostics.",
+                      StatisticalWarning, stacklevel=3)
+    return fitted, errors
 
 
 def _tick(bar, item):
@@ -489,34 +510,20 @@ def fit_many(results, *, by="task", n_jobs: int | None = None, progress: bool | 
 
     Examples
     --------
-    >>> from scalingfit import fit_many
-    >>> many = fit_many("data/isp_pilot.csv", by=["task", "metric"], n_boot=200, rng=0,
-    ...                 progress=False)                                     # doctest: +SKIP
+    >>> from scalingfit.many import fit_many
+    >>> many = fit_many("data/opt_isp_round1.csv", by="task", rng=0, progress=False)
+    >>> many.headline()
+    '0 of 4 tasks show inverse scaling (BH q \u2264 0.05)'
+    >>> many.summary().loc[2, ["task", "verdict"]].tolist()
+    ['redefine-math', 'error']
     """
-    by = _by_columns(by)
-    kwargs = _check_options(options)
-    if n_jobs is not None and (not isinstance(n_jobs, (int, np.integer))
-                               or isinstance(n_jobs, bool) or n_jobs == 0):
-        raise OptionError(f"n_jobs must be a non-zero whole number (-1: all cores); got "
-                          f"{n_jobs!r}.")
-    seed = _user_seed(rng)
+    by, kwargs, seed = _by_columns(by), _check_options(options, n_jobs), _user_seed(rng)
     LoadOptions(format=format, task=task, metric=metric)
     tables = split_groups(results, by, format=format, task=task, metric=metric)
     seeds = {key: group_seed(seed, key) for key in tables}
     tasks = [(key, rows, _group_kwargs(kwargs, rows), seeds[key])
              for key, rows in tables.items()]
-    fitted, errors, noted = {}, {}, []
-    for key, result, error, caught in _run(tasks, n_jobs, progress):
-        if error is None:
-            fitted[key] = result
-        else:
-            errors[key] = error
-        if caught:
-            noted.append(_label(key))
-    if noted:
-        warnings.warn(f"{len(noted)} of {len(tables)} groups have diagnostic warnings (e.g. "
-                      f"{', '.join(noted[:3])}); see many[group].diagnostics.",
-                      StatisticalWarning, stacklevel=2)
+    fitted, errors = _collect(_run(tasks, n_jobs, progress), len(tables))
     meta = {"seed": seed, "by": list(by), "n_groups": len(tables),
             "alpha": 1 - kwargs.get("confidence_level", 0.95), "version": __version__,
             "options": {**kwargs, "format": format, "task": task, "metric": metric}}

@@ -15,7 +15,8 @@ A claim ("inverse scaling on this task") survives when every required check pass
 
 Power, floor / ceiling near chance and metric sensitivity are reported alongside (``required``
 is False): they explain a failure, they do not cause one. The numbers come from
-:mod:`scalingfit.noise`.
+:mod:`scalingfit.evidence`; :func:`claim_checks` builds the table of checks from them, for
+:func:`check_claim` and for the report's assessment alike.
 """
 
 from __future__ import annotations
@@ -26,17 +27,20 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .exceptions import DataValidationError
+from .bayes import fit_bayes
+from .bootstrap import as_generator
+from .data import load_results, model_scores
+from .evidence import (NoiseEvidence, claim_p, evidence_for_claim, generality_table,
+                       label_data)
+from .exceptions import DataValidationError, OptionError
+from .fit import bootstrap_stage, fit_trend
+from .results import jsonable
+from .verdicts import CLAIMS, SHAPES, TREND_SHAPES, U_MIN_SIZES, check_claim_name
 
-__all__ = ["check_claim", "ClaimCheck", "CLAIMS"]
+__all__ = ["check_claim", "claim_checks", "claim_p_of", "ClaimCheck", "CLAIMS", "CHECK_COLUMNS"]
 
-CLAIMS = ("positive", "inverse", "u_shaped", "inverted_u", "flat")
-_OPPOSITE = {"positive": "inverse", "inverse": "positive", "u_shaped": "inverted_u",
-             "inverted_u": "u_shaped", "flat": None}
-_WORDS = {"positive": "larger models do better", "inverse": "larger models do worse",
-          "u_shaped": "performance falls, then recovers at scale",
-          "inverted_u": "performance rises, then falls at scale",
-          "flat": "performance does not change beyond the margin"}
+#: columns of the checks table
+CHECK_COLUMNS = ["check", "passed", "required", "detail", "value"]
 
 
 def _fmt(v, digits=3):
@@ -92,8 +96,6 @@ class ClaimCheck:
 
     def to_dict(self) -> dict:
         """Plain JSON types: claim, survives, p_value, alpha, checks, meta and the result."""
-        from .results import jsonable
-
         return jsonable({"claim": self.claim, "survives": self.survives,
                          "p_value": self.p_value, "alpha": self.alpha, "checks": self.checks,
                          "reasons": self.reasons(), "meta": self.meta,
@@ -118,11 +120,11 @@ class ClaimCheck:
         format : {'text', 'markdown'}
         """
         if format not in ("text", "markdown"):
-            raise ValueError(f"format must be 'text' or 'markdown'; got {format!r}")
+            raise OptionError(f"format must be 'text' or 'markdown'; got {format!r}")
         r = self.result
         m = r.meta
         verdict = "SURVIVES" if self.survives else "DOES NOT SURVIVE"
-        head = (f"Claim: {self.claim} ({_WORDS[self.claim]}) -- {verdict} "
+        head = (f"Claim: {self.claim} ({SHAPES[self.claim].summary}) -- {verdict} "
                 f"(p = {_fmt(self.p_value)}, alpha = {self.alpha:g})")
         data = (f"task {m.get('task') or '(unnamed)'}, metric {m.get('metric') or 'score'}: "
                 f"{m['n_families']} families, {m['n_models']} models, "
@@ -163,8 +165,23 @@ def _row(check, passed, required, detail, value=np.nan) -> dict:
             "detail": detail, "value": value}
 
 
-def _stability_check(noise, main, claim, min_stability):
-    st = noise["stability"][main]
+def _significance_check(result, d, claim, p_claim, alpha):
+    sig = result.shape == claim and p_claim <= alpha
+    return _row("significance", sig, True,
+                f"the fitted verdict is {result.shape}; p of {claim} = "
+                f"{_fmt(p_claim)} with the {len(d.y)} models as the unit of inference "
+                f"(gate and shape test, Knapp-Hartung, {d.k - d.n_groups - 1} df).", p_claim)
+
+
+def _null_check(null, alpha):
+    return _row("null_calibration", null["p_value"] <= alpha, True,
+                f"parametric bootstrap under the {null['null']} null with the estimated "
+                f"model-level and example-level noise: p = {_fmt(null['p_value'])} "
+                f"({null['n_sim']} simulated datasets).", null["p_value"])
+
+
+def _stability_check(ev, claim, min_stability):
+    st = ev.stability[ev.main_label]
     share = st["counts"].get(claim, 0) / st["n"]
     return _row("stability", share >= min_stability, True,
                 f"{share:.1%} of {st['n']} replicates (new examples by paired bootstrap and new "
@@ -172,8 +189,8 @@ def _stability_check(noise, main, claim, min_stability):
                 f">= {min_stability:.0%}.", share)
 
 
-def _influence_check(noise, claim, n_models):
-    infl = pd.DataFrame(noise["influence"])
+def _influence_check(ev, claim, n_models):
+    infl = pd.DataFrame(ev.influence)
     if infl.empty:
         return _row("influence", False, True, "no leave-one-model-out refits available.")
     off = infl[infl["shape"] != claim]
@@ -196,7 +213,7 @@ def _influence_check(noise, claim, n_models):
                 f"{claim} ({shown}).", int(len(off)))
 
 
-def _generality_check(gen, result, claim):
+def _generality_check(gen, claim):
     """Fails when a family contradicts the claim: it shows the opposite shape, its effect lies
     outside the prediction interval from the other families, or leaving it out turns the pooled
     verdict into another trend. A pooled verdict that merely becomes inconclusive without one
@@ -208,15 +225,15 @@ def _generality_check(gen, result, claim):
                     "one family only: generality across model families is untested.", 1)
     shown = int(fams["shows_claim"].sum())
     loo = fams["loo_shape"].astype(str)
-    other_trend = fams[loo.isin(["positive", "inverse", "u_shaped", "inverted_u"])
-                       & (loo != claim)]
+    other_trend = fams[loo.isin(list(TREND_SHAPES)) & (loo != claim)]
     weaker = fams[~loo.isin([claim]) & ~fams.index.isin(other_trend.index)]
-    opposite = fams[fams["shape"] == _OPPOSITE[claim]] if _OPPOSITE[claim] else fams.iloc[:0]
+    opp = SHAPES[claim].opposite
+    opposite = fams[fams["shape"] == opp] if opp else fams.iloc[:0]
     outside = fams[fams["in_prediction_interval"] == False]  # noqa: E712
     detail = f"{shown} of {n} families show {claim} on their own (Holm across families)"
     problems = []
     if len(opposite):
-        problems.append(", ".join(opposite["family"]) + f" shows {_OPPOSITE[claim]}")
+        problems.append(", ".join(opposite["family"]) + f" shows {opp}")
     if len(outside):
         problems.append(", ".join(outside["family"]) + " lies outside the prediction interval "
                         "from the other families")
@@ -265,7 +282,7 @@ def _power_check(pw, claim):
                 f"{_fmt(pw['mde_curvature'])}); {ex}{mod}.", float(pw["power"]))
 
 
-def _floor_check(fc, claim):
+def _floor_check(fc):
     k = fc["n_models"]
     near, ceil = len(fc["near_chance"]), len(fc["near_ceiling"])
     bits = []
@@ -279,14 +296,163 @@ def _floor_check(fc, claim):
     return _row("floor_ceiling", passed, False, "; ".join(bits) + ".", near)
 
 
-def _metric_check(msens, main, claim):
-    lab = msens["labels"].get(main)
+def _metric_check(sens, main):
+    lab = sens["labels"].get(main)
     if lab is None:
         return None
     agree = lab["continuous"] == lab["score"]
     return _row("metric_sensitivity", agree, False,
-                f"on the continuous metric {msens['column']!r} the verdict is "
+                f"on the continuous metric {sens['column']!r} the verdict is "
                 f"{lab['continuous']} (score: {lab['score']}).", float(agree))
+
+
+def _bayes_significance(bayes, claim, p_boot):
+    """The significance row of a Bayesian check: the verdict needs posterior probability of the
+    claim >= decision_threshold; the bootstrap engine's p of the claim is quoted beside it."""
+    b, pooled = bayes.meta["bayes"], bayes.pooled
+    p_post = float(pooled.get(f"p_{claim}", np.nan))
+    detail = (f"the Bayesian verdict is {bayes.shape}; posterior P({claim}) = {_fmt(p_post)} "
+              f"(a verdict needs >= {b['decision_threshold']}, {b['model']} model)")
+    if bayes.meta["n_families"] > 1:
+        detail += (f"; P(every family {claim}) = "
+                   f"{_fmt(float(pooled.get(f'p_all_{claim}', np.nan)))}, P(a new family "
+                   f"{claim}) = {_fmt(float(pooled.get(f'p_new_{claim}', np.nan)))}")
+    detail += (f". The other checks use the bootstrap engine's fit of the same data (its p of "
+               f"{claim}: {_fmt(p_boot)}).")
+    return _row("significance", bayes.shape == claim, True, detail, p_post)
+
+
+def _claim_evidence(ev, claim):
+    """Null calibration and power of ``claim`` from the evidence record."""
+    null, pw = ev.claim_null, ev.claim_power
+    if (null is None or null.get("claim") != claim) and ev.claim == claim:
+        null, pw = ev.null, ev.power[ev.main_label]
+    if null is None or pw is None or null.get("claim") != claim:
+        raise DataValidationError(
+            f"the noise evidence holds no null calibration and power of {claim!r} (it tests "
+            f"{ev.claim!r}); build it with scalingfit.evidence.evidence_for_claim.")
+    return null, pw
+
+
+def claim_p_of(result, claim, alpha) -> float:
+    """The bootstrap engine's p-value of ``claim`` for the pooled verdict of ``result``."""
+    sign = 1 if result.meta["higher_is_better"] else -1
+    return claim_p(result.pooled, claim, sign, alpha)
+
+
+def claim_checks(result, ms, claim, evidence=None, *, alpha=None, min_stability: float = 0.8,
+                 bayes=None) -> pd.DataFrame:
+    """The table of checks of ``claim`` on a fit and its evidence (see the module docstring).
+
+    Parameters
+    ----------
+    result : TrendResult
+        The bootstrap engine's fit, with its evidence
+        (:func:`scalingfit.evidence.evidence_for_claim` adds the claim's null calibration and
+        power).
+    ms : ModelScores
+        The model scores of the fit (generality re-runs the pooled verdict without each family).
+    claim : str
+    evidence : NoiseEvidence or mapping, optional
+        The evidence (default ``result.meta['noise']``).
+    alpha : float, optional
+        Level of the tests (default ``result.meta['alpha']``).
+    min_stability : float
+        Share of replicates that must reproduce the claim.
+    bayes : TrendResult, optional
+        A Bayesian fit of the same data: the significance row is then its posterior verdict.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per check, columns :data:`CHECK_COLUMNS`: significance, null_calibration,
+        influence, stability, generality, power, and when known floor_ceiling and
+        metric_sensitivity.
+    """
+    ev = NoiseEvidence.from_mapping(result.meta["noise"] if evidence is None else evidence)
+    alpha = result.meta["alpha"] if alpha is None else alpha
+    null, pw = _claim_evidence(ev, claim)
+    d = label_data(result, ms, ev.main_label)
+    p_claim = claim_p_of(result, claim, alpha)
+    rows = [_significance_check(result, d, claim, p_claim, alpha) if bayes is None
+            else _bayes_significance(bayes, claim, p_claim),
+            _null_check(null, alpha),
+            _influence_check(ev, claim, len(d.y)),
+            _stability_check(ev, claim, min_stability),
+            _generality_check(generality_table(result, ms, claim), claim),
+            _power_check(pw, claim)]
+    fc, sens = ev.floor_ceiling, ev.metric_sensitivity
+    if fc["chance"] is not None or fc["near_ceiling"]:
+        rows.append(_floor_check(fc))
+    if sens is not None:
+        mrow = _metric_check(sens, ev.main_label)
+        if mrow is not None:
+            rows.append(mrow)
+    return pd.DataFrame(rows, columns=CHECK_COLUMNS)
+
+
+# ---------------------------------------------------------------------------- check_claim
+#: fit_trend options the bootstrap engine takes (the rest go to the Bayesian engine)
+_BOOTSTRAP_OPTIONS = ("x", "flat_margin", "shapes", "higher_is_better", "proportion", "chance")
+#: options of load_results that check_claim takes among its keywords
+_LOAD_OPTIONS = ("task", "metric", "higher_is_better", "format", "proportion")
+
+
+def _validate(results, claim, alpha, min_stability, fit_kwargs):
+    check_claim_name(claim)
+    if not 0 < alpha < 1:
+        raise DataValidationError(f"alpha must lie in (0, 1); got {alpha!r}.")
+    if not 0 < min_stability <= 1:
+        raise DataValidationError(f"min_stability must lie in (0, 1]; got {min_stability!r}.")
+    if "confidence_level" in fit_kwargs:
+        raise DataValidationError(
+            "check_claim takes alpha, not confidence_level (the fit uses 1 - alpha); got "
+            f"confidence_level={fit_kwargs['confidence_level']!r}.")
+    if not isinstance(results, (pd.DataFrame, str)) and not hasattr(results, "__fspath__"):
+        raise DataValidationError(
+            f"check_claim needs the results table (it refits without each model and resamples "
+            f"examples); got {type(results).__name__}. Pass the DataFrame or file you fitted.")
+
+
+def _load(results, claim, fit_kwargs):
+    """The validated table, its model scores, and the fit options with the scale direction."""
+    load_kw = {k: fit_kwargs[k] for k in _LOAD_OPTIONS if k in fit_kwargs}
+    fit_kwargs = {k: v for k, v in fit_kwargs.items() if k not in load_kw}
+    table = load_results(results, **load_kw)
+    fit_kwargs["higher_is_better"] = table.attrs["scalingfit"]["higher_is_better"]
+    ms = model_scores(table, x=fit_kwargs.get("x", "n_params"))
+    if claim in SHAPES and SHAPES[claim].kind == "u":
+        sizes = ms.models.groupby("family", sort=False)["x"].nunique()
+        few = sizes[sizes < U_MIN_SIZES]
+        if len(few):
+            raise DataValidationError(
+                f"claim {claim!r} needs at least {U_MIN_SIZES} model sizes per family (two lines "
+                f"of at least 2 models each); family {few.index[0]!r} has {int(few.iloc[0])}. "
+                "Add models, or drop the family.")
+    return table, ms, fit_kwargs
+
+
+def _fit(table, claim, *, n_boot, alpha, rng, fit_kwargs):
+    """The bootstrap engine's fit (and the Bayesian fit for ``method='bayes'``)."""
+    bayes = None
+    if fit_kwargs.get("method") == "bayes":
+        # the checks are frequentist: they run on the bootstrap engine's fit, the one the
+        # Bayesian fit starts from (fitted once); only the significance row is Bayesian
+        bayes_kw = {k: v for k, v in fit_kwargs.items()
+                    if k not in _BOOTSTRAP_OPTIONS and k != "method"}
+        fit_gen, fit_seed = as_generator(rng)
+        _, ms_fit, result = bootstrap_stage(
+            table, fit_gen, fit_seed, n_boot=n_boot, confidence_level=1 - alpha,
+            **{k: v for k, v in fit_kwargs.items() if k in _BOOTSTRAP_OPTIONS})
+        bayes = fit_bayes(table, ms_fit, result, rng=fit_gen, **bayes_kw)
+    else:
+        result = fit_trend(table, n_boot=n_boot, confidence_level=1 - alpha, rng=rng,
+                           **fit_kwargs)
+    if claim not in result.meta["shapes"]:
+        raise DataValidationError(
+            f"claim {claim!r} is not among the shapes considered {result.meta['shapes']}; add "
+            "it to shapes=.")
+    return result, bayes
 
 
 def check_claim(results, claim: str = "inverse", *, alpha: float = 0.05, n_boot: int = 2000,
@@ -326,6 +492,13 @@ def check_claim(results, claim: str = "inverse", *, alpha: float = 0.05, n_boot:
     DataValidationError
         Unknown claim, bad ``alpha``, a TrendResult instead of data, or the fit's own errors.
 
+    Notes
+    -----
+    The steps: validate the options, load the table, fit (:func:`scalingfit.fit_trend`, or the
+    bootstrap stage and :func:`scalingfit.bayes.fit_bayes`), add the claim's evidence
+    (:func:`scalingfit.evidence.evidence_for_claim`), tabulate the checks
+    (:func:`claim_checks`).
+
     Examples
     --------
     >>> from scalingfit.claims import check_claim
@@ -333,148 +506,28 @@ def check_claim(results, claim: str = "inverse", *, alpha: float = 0.05, n_boot:
     >>> check.survives  # doctest: +SKIP
     True
     """
-    from .bootstrap import as_generator
-    from .data import load_results, model_scores
-    from .fit import fit_trend
-    from . import noise as nz
-
-    if claim not in CLAIMS:
-        raise DataValidationError(f"claim must be one of {list(CLAIMS)}; got {claim!r}.")
-    if not 0 < alpha < 1:
-        raise DataValidationError(f"alpha must lie in (0, 1); got {alpha!r}.")
-    if not 0 < min_stability <= 1:
-        raise DataValidationError(f"min_stability must lie in (0, 1]; got {min_stability!r}.")
-    if "confidence_level" in fit_kwargs:
-        raise DataValidationError(
-            "check_claim takes alpha, not confidence_level (the fit uses 1 - alpha); got "
-            f"confidence_level={fit_kwargs['confidence_level']!r}.")
-    if not isinstance(results, (pd.DataFrame, str)) and not hasattr(results, "__fspath__"):
-        raise DataValidationError(
-            f"check_claim needs the results table (it refits without each model and resamples "
-            f"examples); got {type(results).__name__}. Pass the DataFrame or file you fitted.")
-    load_kw = {k: fit_kwargs.pop(k) for k in ("task", "metric", "higher_is_better", "format",
-                                              "proportion") if k in fit_kwargs}
-    table = load_results(results, **load_kw)
-    fit_kwargs["higher_is_better"] = table.attrs["scalingfit"]["higher_is_better"]
-    ms = model_scores(table, x=fit_kwargs.get("x", "n_params"))
-    if claim in nz.U_SHAPES:
-        sizes = ms.models.groupby("family", sort=False)["x"].nunique()
-        few = sizes[sizes < 5]
-        if len(few):
-            raise DataValidationError(
-                f"claim {claim!r} needs at least 5 model sizes per family (two lines of at "
-                f"least 2 models each); family {few.index[0]!r} has {int(few.iloc[0])}. Add "
-                "models, or drop the family.")
+    _validate(results, claim, alpha, min_stability, fit_kwargs)
+    table, ms, fit_kwargs = _load(results, claim, fit_kwargs)
     generator, seed = as_generator(rng)
     fit_rng = generator if seed == "generator" else seed
     extra_rng = generator if seed == "generator" else generator.spawn(1)[0]
-    bayes = None
-    if fit_kwargs.get("method") == "bayes":
-        # the checks below are frequentist: they run on the bootstrap engine's fit, the one the
-        # Bayesian fit starts from (fitted once); only the significance row is Bayesian
-        from .bayes import fit_bayes
-        from .fit import bootstrap_stage
-
-        bayes_kw = {k: v for k, v in fit_kwargs.items()
-                    if k not in _BOOTSTRAP_OPTIONS and k != "method"}
-        fit_gen, fit_seed = as_generator(fit_rng)
-        _, ms_fit, result = bootstrap_stage(
-            table, fit_gen, fit_seed, n_boot=n_boot, confidence_level=1 - alpha,
-            **{k: v for k, v in fit_kwargs.items() if k in _BOOTSTRAP_OPTIONS})
-        bayes = fit_bayes(table, ms_fit, result, rng=fit_gen, **bayes_kw)
-    else:
-        result = fit_trend(table, n_boot=n_boot, confidence_level=1 - alpha, rng=fit_rng,
-                           **fit_kwargs)
-    if claim not in result.meta["shapes"]:
-        raise DataValidationError(
-            f"claim {claim!r} is not among the shapes considered {result.meta['shapes']}; add "
-            "it to shapes=.")
-    noise = result.meta.get("noise")
-    if noise is None:        # a fit without diagnostics (e.g. noise disabled): compute them now
-        result = nz.add_noise_diagnostics(result, ms, rng=extra_rng, claim=claim)
-        noise = result.meta["noise"]
-    main = noise["main_label"]
-    a = result.analyses[main]
-    d = nz.label_data(result, ms, main)
-    if noise["claim"] == claim:
-        null = noise["null"]
-    else:
-        null = nz.null_calibrated_p(d, claim, n_sim=noise["n_null"], rng=extra_rng)
-    u = claim in nz.U_SHAPES and a.quadratic is not None
-    fit = a.quadratic if u else a.linear
-    pw = nz.power_analysis(d, effect=fit.params[-1] if effect is None else effect,
-                           tau2=fit.tau2, n_examples=nz._n_now(ms, d.idx),
-                           kind="curvature" if u else "slope",
-                           u_curve=fit.params if u else None, claim=claim, rng=extra_rng)
-    fc = nz.floor_ceiling(ms, table=table, chance=chance,
-                          confidence_level=result.meta["confidence_level"])
-    msens = nz.metric_sensitivity(result, table)
-    have = set(result.diagnostics["code"])
-    extra = [n for n in nz._notes_floor(fc) + nz._notes_metric(msens)
-             + nz._notes_null(null, a.verdict, alpha) if n["code"] not in have]
-    result = result.replace(meta={**result.meta, "noise": {
-        **noise, "floor_ceiling": fc, "metric_sensitivity": msens,
-        "claim_null": null, "claim_power": pw}})
-    if extra:
-        result = result.with_diagnostics(pd.DataFrame(extra, columns=list(extra[0])))
-
-    sign = 1 if result.meta["higher_is_better"] else -1
-    p_claim = nz.claim_p_value(result.pooled, claim, sign, alpha)
-    sig = result.shape == claim and p_claim <= alpha
-    significance = (_row("significance", sig, True,
-                         f"the fitted verdict is {result.shape}; p of {claim} = "
-                         f"{_fmt(p_claim)} with the {len(d.y)} models as the unit of inference "
-                         f"(gate and shape test, Knapp-Hartung, {d.k - d.n_groups - 1} df).",
-                         p_claim)
-                    if bayes is None else _bayes_significance(bayes, claim, p_claim))
-    rows = [significance,
-            _row("null_calibration", null["p_value"] <= alpha, True,
-                 f"parametric bootstrap under the {null['null']} null with the estimated "
-                 f"model-level and example-level noise: p = {_fmt(null['p_value'])} "
-                 f"({null['n_sim']} simulated datasets).", null["p_value"]),
-            _influence_check(noise, claim, len(d.y)),
-            _stability_check(noise, main, claim, min_stability),
-            _generality_check(nz.generality_table(result, ms, claim), result, claim),
-            _power_check(pw, claim)]
-    if fc["chance"] is not None or fc["near_ceiling"]:
-        rows.append(_floor_check(fc, claim))
-    if msens is not None:
-        mrow = _metric_check(msens, main, claim)
-        if mrow is not None:
-            rows.append(mrow)
-    checks = pd.DataFrame(rows, columns=["check", "passed", "required", "detail", "value"])
+    fitted, bayes = _fit(table, claim, n_boot=n_boot, alpha=alpha, rng=fit_rng,
+                         fit_kwargs=fit_kwargs)
+    result = evidence_for_claim(fitted, ms, claim, rng=extra_rng, alpha=alpha, table=table,
+                                chance=chance, effect=effect)
+    checks = claim_checks(result, ms, claim, alpha=alpha, min_stability=min_stability,
+                          bayes=bayes)
+    ev = result.meta["noise"]
     survives = bool(checks.loc[checks["required"], "passed"].all())
-    p_value = float(max(p_claim, null["p_value"]))
+    p_value = float(max(claim_p_of(result, claim, alpha), ev.claim_null["p_value"]))
     meta = {"seed": result.meta.get("seed"), "n_boot": int(n_boot), "alpha": alpha,
-            "min_stability": min_stability, "n_stability": noise["n_stability"],
-            "n_null": null["n_sim"], "main_label": main}
+            "min_stability": min_stability, "n_stability": ev.n_stability,
+            "n_null": ev.claim_null["n_sim"], "main_label": ev.main_label}
     if bayes is not None:               # the Bayesian result, with the checks' diagnostics
         meta["method"] = "bayes"
-        result = bayes.replace(meta={**bayes.meta, "noise": result.meta["noise"]})
-        if extra:
-            result = result.with_diagnostics(pd.DataFrame(extra, columns=list(extra[0])))
+        added = result.diagnostics.iloc[len(fitted.diagnostics):]
+        result = bayes.replace(meta={**bayes.meta, "noise": ev})
+        if len(added):
+            result = result.with_diagnostics(added)
     return ClaimCheck(claim=claim, survives=survives, p_value=p_value, checks=checks,
                       result=result, alpha=alpha, meta=meta)
-
-
-#: fit_trend options the bootstrap engine takes (the rest go to the Bayesian engine)
-_BOOTSTRAP_OPTIONS = ("x", "flat_margin", "shapes", "higher_is_better", "proportion", "chance")
-
-
-def _bayes_significance(bayes, claim, p_boot):
-    """The significance row of a Bayesian check: the verdict needs posterior probability of the
-    claim >= decision_threshold; the bootstrap engine's p of the claim is quoted beside it."""
-    b, pooled = bayes.meta["bayes"], bayes.pooled
-    p_post = float(pooled.get(f"p_{claim}", np.nan))
-    detail = (f"the Bayesian verdict is {bayes.shape}; posterior P({claim}) = {_fmt(p_post)} "
-              f"(a verdict needs >= {b['decision_threshold']}, {b['model']} model)")
-    if bayes.meta["n_families"] > 1:
-        detail += (f"; P(every family {claim}) = "
-                   f"{_fmt(float(pooled.get(f'p_all_{claim}', np.nan)))}, P(a new family "
-                   f"{claim}) = {_fmt(float(pooled.get(f'p_new_{claim}', np.nan)))}")
-    detail += (f". The other checks use the bootstrap engine's fit of the same data (its p of "
-               f"{claim}: {_fmt(p_boot)}).")
-    return _row("significance", bayes.shape == claim, True, detail, p_post)
-
-
-# ---------------------------------------------------------------------------- command line

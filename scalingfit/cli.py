@@ -16,13 +16,14 @@ import sys
 from pathlib import Path
 
 from .claims import check_claim
-from .criteria_report import read_raw, render_document, report_tasks, task_groups
 from .data import load_results
 from .exceptions import DataValidationError, ScalingFitError
 from .fit import fit_trend
 from .harness import read_inspect_logs, read_lm_eval_results
 from .many import fit_many
+from .multitask import read_raw, report_tasks, task_groups
 from .options import BayesOptions, FitOptions, LoadOptions, option_fields
+from .report import render_document
 from .results import jsonable
 from .runner.cli import register as register_run
 from .verdicts import CLAIMS

@@ -83,6 +83,20 @@ def _check_finite(df: pd.DataFrame, columns) -> None:
                 "fitted. Clip or drop those rows before fitting.")
 
 
+#: scores and standard errors at or above this overflow when squared into covariances
+_MAX_MAGNITUDE = 1e100
+
+
+def _check_magnitude(df: pd.DataFrame, columns) -> None:
+    for col in columns:
+        bad = df.index[np.abs(df[col].to_numpy(dtype=float)) >= _MAX_MAGNITUDE]
+        if len(bad):
+            raise DataValidationError(
+                f"column {col!r} holds values of magnitude >= {_MAX_MAGNITUDE:g} in rows "
+                f"{_rows(bad)} (e.g. {_val(df.loc[bad[0], col])!r}); their squares overflow. "
+                "Rescale the scores (every verdict is scale-free), e.g. divide by 1e100.")
+
+
 def _to_numeric(df: pd.DataFrame, col: str) -> None:
     kind = df[col].dtype.kind
     if kind in "mMc" or (kind == "O" and df[col].map(
@@ -369,6 +383,7 @@ def _coerce_and_check(df: pd.DataFrame, per_example: bool) -> None:
     for col in numeric:
         _to_numeric(df, col)
     _check_finite(df, numeric)
+    _check_magnitude(df, [c for c in ("score", "se") if c in df.columns])
     df["family"] = df["family"].astype(str)
     df["model"] = df["model"].astype(str)
     _check_sizes(df, "n_params")

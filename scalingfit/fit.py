@@ -15,7 +15,7 @@ from .metareg import batched_gls
 from .options import BayesOptions, FitOptions, LoadOptions
 from .results import TrendResult
 from .shapes import ShapeAnalysis, analyse_shape, default_flat_margin
-from .noise import add_noise_diagnostics
+from .evidence import add_noise_diagnostics
 from .verdicts import MIN_SIZES, SHAPES, U_MIN_SIZES, U_SHAPES
 
 __all__ = ["fit_trend", "analyse", "run_bootstrap", "bootstrap_stage", "default_flat_margin"]

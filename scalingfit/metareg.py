@@ -33,13 +33,18 @@ from scipy import linalg, optimize, stats
 
 from .exceptions import DataValidationError
 
-__all__ = ["MetaFit", "fit_metareg", "estimate_tau2", "batched_gls"]
+__all__ = ["MetaFit", "fit_metareg", "estimate_tau2", "batched_gls", "ridge"]
 
 
-def _jitter(V: np.ndarray) -> float:
-    """A ridge that keeps ``V + tau^2 I`` invertible when some model has zero sampling variance."""
+def ridge(V: np.ndarray) -> float:
+    """A ridge that keeps ``V + tau^2 I`` invertible when some model has zero sampling variance.
+
+    Relative to the sampling variances (1e-9 of their mean), so that rescaling the scores
+    rescales every variance and leaves every test unchanged; an absolute 1e-14 only when all
+    variances are zero (there is no scale to be relative to).
+    """
     scale = float(np.mean(np.diag(V))) if V.size else 0.0
-    return 1e-9 * scale + 1e-14
+    return 1e-9 * scale if scale > 0 else 1e-14
 
 
 def _gls_parts(y, X, Sigma):
@@ -56,7 +61,7 @@ def _gls_parts(y, X, Sigma):
 
 
 def _neg_loglik(tau2, y, X, V, reml):
-    Sigma = V + (max(tau2, 0.0) + _jitter(V)) * np.eye(len(y))
+    Sigma = V + (max(tau2, 0.0) + ridge(V)) * np.eye(len(y))
     _, q, logdet, logdet_x = _gls_parts(y, X, Sigma)
     return 0.5 * (logdet + q + (logdet_x if reml else 0.0))
 
@@ -82,7 +87,7 @@ def estimate_tau2(y, X, V, *, method: str = "REML") -> float:
     if k - p < 1:
         return 0.0
     spread = float(np.var(y)) + float(np.mean(np.diag(V)))
-    upper = max(10.0 * spread, 1e-12)
+    upper = 10.0 * spread if spread > 0 else 1e-12       # relative: scores may be tiny
     res = optimize.minimize_scalar(_neg_loglik, bounds=(0.0, upper), method="bounded",
                                    args=(y, X, V, reml), options={"xatol": upper * 1e-8})
     best = float(res.x)
@@ -181,7 +186,7 @@ def fit_metareg(y, X, V, *, tau2: float | None = None) -> MetaFit:
         raise DataValidationError(f"need more models ({k}) than curve parameters ({p}): add "
                                   "models, or fit a curve with fewer parameters.")
     tau2 = estimate_tau2(y, X, V) if tau2 is None else float(tau2)
-    Sigma = V + (tau2 + _jitter(V)) * np.eye(k)
+    Sigma = V + (tau2 + ridge(V)) * np.eye(k)
     ols = sm.GLS(y, X, sigma=Sigma).fit()
     kh_scale = max(1.0, float(ols.scale))
     res = sm.GLS(y, X, sigma=Sigma).fit(cov_type="fixed scale", cov_kwds={"scale": kh_scale},

@@ -24,7 +24,13 @@ __all__ = ["LoadOptions", "FitOptions", "BayesOptions", "option_fields", "split_
 
 
 def _opt(default, flag=None, help="", **cli):
-    """A dataclass field with its command-line flag and help (``flag=None``: Python only)."""
+    """A dataclass field with its command-line flag and help (``flag=None``: Python only).
+
+    Provenance metadata read by the reproducing command (:mod:`scalingfit.repro`):
+    ``recorded_default`` is the value the engine records in ``result.meta`` when the option is
+    left at a default it resolves (``'auto'`` -> ``'model_level'``), so a recorded value equal
+    to it is not repeated; ``reproduce=False`` marks a resource setting that does not change
+    the numbers (not repeated, not listed)."""
     return field(default=default, metadata={"flag": flag, "help": help, **cli})
 
 
@@ -159,7 +165,8 @@ class BayesOptions(_Options):
     model: str = _opt("auto", "--bayes-model",
                       "'model_level' (the model is the unit of inference; 'auto' is the same) "
                       "or 'crossed' (per-example likelihood with crossed example effects)",
-                      choices=("auto", "model_level", "crossed"), dest="bayes_model")
+                      choices=("auto", "model_level", "crossed"), dest="bayes_model",
+                      recorded_default="model_level")
     draws: int = _opt(1000, "--draws", "posterior draws per chain (at least 100)", type=int,
                       metavar="N")
     tune: int = _opt(1000, "--tune", "warm-up iterations per chain (at least 100)", type=int,
@@ -170,12 +177,12 @@ class BayesOptions(_Options):
     target_accept: float | None = _opt(None, "--target-accept",
                                        "NUTS target acceptance rate (default: chosen from the "
                                        "model and data, recorded in the output)", type=float,
-                                       metavar="P")
+                                       metavar="P", recorded_default=0.95)
     decision_threshold: float = _opt(0.95, "--decision-threshold",
                                      "posterior probability a shape needs to be the verdict",
                                      type=float, metavar="P")
-    cores: int | None = _opt(None)
-    sampler: str = _opt("auto")
+    cores: int | None = _opt(None, reproduce=False)
+    sampler: str = _opt("auto", recorded_default="nutpie")
     max_refits: int = _opt(5)
 
     def __post_init__(self):

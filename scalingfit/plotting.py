@@ -16,10 +16,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .exceptions import DataValidationError, OptionError
+from .verdicts import U_SHAPES
+
 __all__ = ["plot_trend", "plot_families", "plot_slope_distribution", "plot_influence",
            "plot_power", "influence_table", "power_table", "power_entry", "slope_draws"]
 
-U_SHAPES = ("u_shaped", "inverted_u")
 CURVE_NAMES = ("linear", "quadratic", "two_lines", "posterior")
 _CURVE_WORDS = {"linear": "linear fit", "quadratic": "quadratic fit", "two_lines": "two lines",
                 "posterior": "posterior median"}
@@ -96,8 +98,8 @@ def verdict_curve(result, family=None, curve="auto"):
         shape = result.shape if family is None else _family_row(result, family).get("shape")
         curve = "two_lines" if shape in U_SHAPES and "two_lines" in available else "linear"
     if curve not in CURVE_NAMES:
-        raise ValueError(f"curve must be 'auto', None or one of {list(CURVE_NAMES)}; "
-                         f"got {curve!r}")
+        raise OptionError(f"curve must be 'auto', None or one of {list(CURVE_NAMES)}; "
+                          f"got {curve!r}")
     return curve if curve in available else None
 
 
@@ -267,8 +269,8 @@ def plot_families(result, ax=None, *, col_wrap=3, sharey=True, curve="auto", ban
     else:
         axes = list(np.ravel(np.asarray(ax, dtype=object)))
         if len(axes) < len(fams):
-            raise ValueError(f"ax holds {len(axes)} Axes; plot_families needs one per family "
-                             f"({len(fams)}).")
+            raise OptionError(f"ax holds {len(axes)} Axes; plot_families needs one per family "
+                              f"({len(fams)}).")
         fig = axes[0].figure
     for a, fam in zip(axes, fams):
         row = _family_row(result, fam)
@@ -333,14 +335,15 @@ def plot_slope_distribution(result, ax=None, *, families=None, pooled=True, bins
 
     Raises
     ------
-    ValueError
+    DataValidationError
         When the result holds no replicate slopes (e.g. rebuilt from JSON, which keeps only
         summaries).
     """
     draws = slope_draws(result)
     if not draws:
-        raise ValueError("result holds no replicate slopes (a result rebuilt from JSON keeps "
-                         "only their summary); refit with fit_trend to plot the distribution.")
+        raise DataValidationError(
+            "result holds no replicate slopes (a result rebuilt from JSON keeps only their "
+            "summary); refit with fit_trend to plot the distribution.")
     ax = _axes(ax)
     fams = [f for f in (list(result.families["family"]) if families is None else families)
             if f in draws]
@@ -369,75 +372,40 @@ def plot_slope_distribution(result, ax=None, *, families=None, pooled=True, bins
 
 
 # ---------------------------------------------------------------------------- noise tables
-_INFLUENCE_ALIASES = {"dropped": ("dropped", "dropped_model", "model", "left_out"),
-                      "shape": ("shape", "verdict", "shape_without"),
-                      "slope": ("slope", "estimate", "slope_without"),
-                      "ci_lower": ("ci_lower",), "ci_upper": ("ci_upper",),
-                      "family": ("family",), "x": ("x", "n_params")}
-_POWER_ALIASES = {"effect": ("effect", "effect_size", "slope", "detectable_slope"),
-                  "n_examples": ("n_examples", "n_needed", "examples_needed", "n"),
-                  "power": ("power",)}
+#: columns of :func:`influence_table` (the first two required) and of :func:`power_table`
+INFLUENCE_COLUMNS = ("dropped", "shape", "slope", "ci_lower", "ci_upper", "family", "x")
+POWER_COLUMNS = ("effect", "n_examples", "power")
 
 
-def _canonical(df, aliases, required):
-    if not isinstance(df, pd.DataFrame):
-        try:
-            df = pd.DataFrame(df)
-        except (ValueError, TypeError):
-            return None
-    out = {}
-    for key, names in aliases.items():
-        hit = next((n for n in names if n in df.columns), None)
-        if hit is not None:
-            out[key] = df[hit].to_numpy()
-    if not all(k in out for k in required) or not len(df):
+def _columns(rows, columns, n_required):
+    """``rows`` (a DataFrame or records) with the known ``columns`` in their order; None when
+    empty or when one of the first ``n_required`` columns is missing."""
+    df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+    if not len(df) or not set(columns[:n_required]) <= set(df.columns):
         return None
-    return pd.DataFrame(out)
+    return pd.DataFrame({c: df[c].to_numpy() for c in columns if c in df.columns})
 
 
-def _nested(obj, depth=2):
-    """``obj`` and, for dicts, its values (two levels deep): where a table may sit."""
-    yield obj
-    if isinstance(obj, dict) and depth:
-        for value in obj.values():
-            if isinstance(value, (dict, list, pd.DataFrame)):
-                yield from _nested(value, depth - 1)
-
-
-def _find_table(result, attr, codes, aliases, required):
-    """A table produced by :mod:`scalingfit.noise`: an attribute of the result, an entry of
-    ``result.meta['noise']``, or the ``details`` of a diagnostic note with one of ``codes``."""
-    places = [getattr(result, attr, None), (result.meta.get("noise") or {}).get(attr)]
-    diag = result.diagnostics
-    if diag is not None and len(diag):
-        hits = diag[diag["code"].astype(str).str.contains("|".join(codes))]
-        places += [d for d in hits["details"] if isinstance(d, dict)]
-    for place in places:
-        for cand in _nested(place) if place is not None else ():
-            if isinstance(cand, dict) and not all(
-                    isinstance(v, (list, np.ndarray)) for v in cand.values()):
-                continue
-            got = _canonical(cand, aliases, required)
-            if got is not None:
-                return got
-    return None
+def _noise(result):
+    return result.meta.get("noise") or {}
 
 
 def influence_table(result):
-    """Verdict and slope when each model is dropped (from :mod:`scalingfit.noise`), or None.
+    """Verdict and slope when each model of the main label is dropped, or None.
 
-    Columns: ``dropped`` (model), ``shape``, and when known ``slope``, ``ci_lower``,
-    ``ci_upper``, ``family``, ``x``.
+    Read from ``result.meta['noise']['influence']`` (computed by
+    :func:`scalingfit.evidence.influence_table`). Columns: ``dropped`` (model), ``shape``, and
+    when known ``slope``, ``ci_lower``, ``ci_upper``, ``family``, ``x``.
     """
-    return _find_table(result, "influence", ("influence", "largest_model"),
-                       _INFLUENCE_ALIASES, ("dropped", "shape"))
+    rows = _noise(result).get("influence")
+    return _columns(rows, INFLUENCE_COLUMNS, 2) if rows else None
 
 
 def power_entry(result) -> dict:
     """The power analysis of the main label (``result.meta['noise']['power'][main_label]``):
     ``kind`` ('slope', or 'curvature' for U-type claims), the observed ``effect`` it is computed
     at, ``target`` power and the ``table``; empty when the result carries none."""
-    noise = result.meta.get("noise") or {}
+    noise = _noise(result)
     power = noise.get("power")
     if not isinstance(power, dict):
         return {}
@@ -449,18 +417,15 @@ def power_entry(result) -> dict:
 
 
 def power_table(result):
-    """Examples needed for 80% power against effect size (from :mod:`scalingfit.noise`), or None.
+    """Examples needed for 80% power against effect size, or None.
 
-    Columns: ``effect`` (slope per decade, or quadratic coefficient per decade\u00b2 when
-    :func:`power_entry` has ``kind='curvature'``) and ``n_examples``; ``power`` when given.
-    The main label's table is used when present.
+    The ``table`` of :func:`power_entry` (computed by
+    :func:`scalingfit.evidence.power_analysis`). Columns: ``effect`` (slope per decade, or
+    quadratic coefficient per decade\u00b2 when :func:`power_entry` has ``kind='curvature'``)
+    and ``n_examples``; ``power`` when given.
     """
-    entry = power_entry(result)
-    if entry.get("table"):
-        got = _canonical(entry["table"], _POWER_ALIASES, ("effect", "n_examples"))
-        if got is not None:
-            return got
-    return _find_table(result, "power", ("power",), _POWER_ALIASES, ("effect", "n_examples"))
+    rows = power_entry(result).get("table")
+    return _columns(rows, POWER_COLUMNS, 2) if rows else None
 
 
 def plot_influence(result, ax=None, *, table=None):
@@ -468,16 +433,22 @@ def plot_influence(result, ax=None, *, table=None):
 
     Points whose verdict differs from the full-data verdict are drawn in red and labelled.
 
+    Parameters
+    ----------
+    table : DataFrame, optional
+        Columns ``dropped`` and ``shape``, optionally ``slope``, ``ci_lower``, ``ci_upper``
+        (default: :func:`influence_table`).
+
     Raises
     ------
-    ValueError
-        When no influence table is available (it is computed by :mod:`scalingfit.noise`).
+    DataValidationError
+        When no influence table is available (it is computed by :mod:`scalingfit.evidence`).
     """
-    tab = influence_table(result) if table is None else _canonical(
-        table, _INFLUENCE_ALIASES, ("dropped", "shape"))
+    tab = influence_table(result) if table is None else _columns(table, INFLUENCE_COLUMNS, 2)
     if tab is None:
-        raise ValueError("result holds no influence table (leave-one-model-out verdicts come "
-                         "from scalingfit.noise); update scalingfit or pass table=.")
+        raise DataValidationError(
+            "result holds no influence table (leave-one-model-out verdicts come from "
+            "scalingfit.evidence); update scalingfit or pass table=.")
     ax = _axes(ax, figsize=(6.4, 0.28 * len(tab) + 1.4))
     y = np.arange(len(tab))[::-1]
     changed = tab["shape"].astype(str).to_numpy() != result.shape
@@ -529,18 +500,20 @@ def plot_power(result, ax=None, *, table=None, target=None, kind=None):
 
     Raises
     ------
-    ValueError
-        When no power table is available (it is computed by :mod:`scalingfit.noise`).
+    DataValidationError
+        When no power table is available (it is computed by :mod:`scalingfit.evidence`).
+    OptionError
+        When ``kind`` is neither 'slope' nor 'curvature'.
     """
-    tab = power_table(result) if table is None else _canonical(
-        table, _POWER_ALIASES, ("effect", "n_examples"))
+    tab = power_table(result) if table is None else _columns(table, POWER_COLUMNS, 2)
     if tab is None:
-        raise ValueError("result holds no power table (examples needed against effect size "
-                         "come from scalingfit.noise); update scalingfit or pass table=.")
+        raise DataValidationError(
+            "result holds no power table (examples needed against effect size come from "
+            "scalingfit.evidence); update scalingfit or pass table=.")
     entry = power_entry(result)
     kind = kind or entry.get("kind") or "slope"
     if kind not in ("slope", "curvature"):
-        raise ValueError(f"kind must be 'slope' or 'curvature'; got {kind!r}")
+        raise OptionError(f"kind must be 'slope' or 'curvature'; got {kind!r}")
     target = target if target is not None else entry.get("target", 0.8)
     ax = _axes(ax)
     tab = tab.assign(effect=np.abs(tab["effect"].astype(float))).sort_values("effect")

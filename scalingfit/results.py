@@ -139,7 +139,7 @@ class TrendResult:
         Options, seed, versions and data description.
     strength, generality : pandas.DataFrame or None
         Trend strength per family and pooled, and generality across families (filled by
-        :mod:`scalingfit.noise`).
+        :mod:`scalingfit.evidence`).
     posterior : arviz.InferenceData or None
         Raw posterior of the Bayesian engine (not serialised).
     """

@@ -4,9 +4,9 @@
 base64 PNG data URIs, no external resource) with the headline ("k of T tasks show inverse
 scaling (BH q <= 0.05)"), a sortable summary table (click a header; ``#sort=p`` or
 ``#sort=-slope`` in the URL sorts on load), one small plot per group and, beside it in
-``<stem>_files/``, each group's full criterion report (:func:`scalingfit.criteria_report.
-render_document`); or the same summary as Markdown. :func:`plot_many` draws the small multiples
-as one figure. Every number is :meth:`ManyResult.summary`'s; this module only lays them out.
+``<stem>_files/``, each group's full criterion report (:func:`scalingfit.report.
+render_document`); or the same summary as Markdown. :func:`plot_many` draws the small
+multiples as one figure. Every number is :meth:`ManyResult.summary`'s; this module only lays them out.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .criteria_report import render_document
+from .report import render_document
 from .exceptions import DataValidationError
 from .many import ManyResult
 

@@ -1,4 +1,4 @@
-"""Tests of scalingfit.noise: the batched verdict engine, strength, generality, power, notes.
+"""Tests of scalingfit.evidence: the batched verdict engine, strength, generality, power, notes.
 
 Layers (STYLE section 10): closed forms (Holm vs statsmodels, Cochran's Q by hand, paired SE by
 hand, power vs the noncentral t), agreement with the core procedure, a power calculation checked
@@ -16,7 +16,10 @@ from scipy import stats
 from scalingfit import StatisticalWarning, TrendResult, fit_trend
 from scalingfit.claims import check_claim
 from scalingfit.data import load_results, model_scores
-from scalingfit import noise
+from scalingfit import evidence
+from scalingfit.diagnostics import NOTE_CODES
+from scalingfit.evidence import generality
+from scalingfit.multitest import adjust_p
 from scalingfit.shapes import analyse_shape
 from scalingfit.simulate import simulate_results
 
@@ -30,7 +33,7 @@ def _codes(result):
 def _single_label(ms, *, alpha=0.05, margin=0.05):
     """LabelData of a one-family ModelScores (no breakpoint: U verdicts impossible)."""
     lx = ms.models["log10_x"].to_numpy()
-    return noise.LabelData("fam0", np.arange(len(lx)), ms.models["score"].to_numpy(), ms.cov,
+    return evidence.LabelData("fam0", np.arange(len(lx)), ms.models["score"].to_numpy(), ms.cov,
                            lx - lx.mean(), np.zeros(len(lx), int), None, True, ALL, 1, alpha,
                            margin)
 
@@ -61,7 +64,7 @@ def test_holm_equals_statsmodels():
     rng = np.random.default_rng(0)
     for m in (1, 2, 3, 7):
         p = rng.uniform(0, 0.2, m)
-        np.testing.assert_allclose(noise.holm(p), multipletests(p, method="holm")[1])
+        np.testing.assert_allclose(adjust_p(p, "holm"), multipletests(p, method="holm")[1])
 
 
 def test_power_at_is_noncentral_t_without_the_floor():
@@ -69,13 +72,13 @@ def test_power_at_is_noncentral_t_without_the_floor():
     df, crit = 6, stats.t.ppf(0.975, 6)
     for delta in (0.5, 2.0, 3.5):
         exact = stats.nct.sf(crit, df, delta) + stats.nct.cdf(-crit, df, delta)
-        assert noise.power_at(delta, df, crit, floor=0.0, n_q=4000) == pytest.approx(
+        assert evidence.power_at(delta, df, crit, floor=0.0, n_q=4000) == pytest.approx(
             exact, abs=2e-3)
 
 
 def test_cochran_q_and_i2_by_hand():
     b, s = np.array([1.0, 2.0, 4.0]), np.array([1.0, 1.0, 1.0])
-    mean, se, tau2, Q, i2 = noise._dl(b, s)
+    mean, se, tau2, Q, i2 = generality._dl(b, s)
     # equal weights: Q = sum (b - mean)^2 = 1.778 + 0.111 + 2.778 = 4.667; I2 = (Q - 2) / Q
     assert Q == pytest.approx(14 / 3)
     assert i2 == pytest.approx((14 / 3 - 2) / (14 / 3))
@@ -107,7 +110,7 @@ def test_batched_verdict_reproduces_the_core(shape):
         result = fit_trend(df, rng=0, n_boot=100, flat_margin=0.08)
         ms = model_scores(load_results(df))
         for label, a in result.analyses.items():
-            out = noise.batched_verdicts(noise.label_data(result, ms, label))
+            out = evidence.batched_verdicts(evidence.label_data(result, ms, label))
             # tau^2 from a 40-point grid + parabola vs Brent: p-values agree to ~1e-3, so a
             # verdict may differ only when one of the deciding p-values sits at alpha
             if out["verdict"][0] != a.verdict:
@@ -121,10 +124,10 @@ def test_dropping_by_indicator_equals_deleting_the_model():
     df = simulate_results("u_shaped", n_families=2, n_models=7, n_examples=300, rng=2)
     result = fit_trend(df, rng=0, n_boot=100)
     ms = model_scores(load_results(df))
-    d = noise.label_data(result, ms, "pooled")
-    out = noise.batched_verdicts(d, np.repeat(d.y[None], d.k, 0), drop=np.arange(d.k))
+    d = evidence.label_data(result, ms, "pooled")
+    out = evidence.batched_verdicts(d, np.repeat(d.y[None], d.k, 0), drop=np.arange(d.k))
     for j in range(d.k):
-        sub = noise.batched_verdicts(d.subset(np.delete(np.arange(d.k), j)))
+        sub = evidence.batched_verdicts(d.subset(np.delete(np.arange(d.k), j)))
         assert out["slope"][j] == pytest.approx(sub["slope"][0], rel=1e-3, abs=1e-6)
         assert out["verdict"][j] == sub["verdict"][0]
 
@@ -171,7 +174,7 @@ def test_u_claim_generality_compares_curvatures():
     df = simulate_results("u_shaped", n_families=2, n_models=7, n_examples=2000, effect=1.5,
                           model_sd=0.02, rng=6)
     result = fit_trend(df, rng=0, n_boot=200)
-    gen = noise.generality_table(result, model_scores(load_results(df)), "u_shaped")
+    gen = evidence.generality_table(result, model_scores(load_results(df)), "u_shaped")
     assert set(gen["effect"]) == {"curvature"}
     assert (gen.loc[gen["family"] != "pooled", "estimate"] > 0).all()
 
@@ -193,7 +196,7 @@ def test_power_examples_needed_detects_80_percent():
     pilot = simulate_results("inverse", n_examples=20000, rng=123, **kw)
     slope = pilot.attrs["true_slope"]
     d = _single_label(model_scores(load_results(pilot)))
-    pw = noise.power_analysis(d, effect=slope, tau2=0.02**2, n_examples=20000)
+    pw = evidence.power_analysis(d, effect=slope, tau2=0.02**2, n_examples=20000)
     n_star = pw["examples_needed"]
     assert 100 < n_star < 5000
     hits, agree = [], []
@@ -201,7 +204,7 @@ def test_power_examples_needed_detects_80_percent():
         ms = model_scores(load_results(simulate_results("inverse", n_examples=n_star,
                                                         rng=1000 + s, **kw)))
         d2 = _single_label(ms)
-        verdict = noise.batched_verdicts(d2)["verdict"][0]
+        verdict = evidence.batched_verdicts(d2)["verdict"][0]
         hits.append(verdict == "inverse")
         if s < 30:
             core = analyse_shape("fam0", d2.y, d2.V, ms.models["log10_x"].to_numpy(),
@@ -234,14 +237,14 @@ def test_u_power_examples_needed_by_simulation():
     y0 = design_matrix("quadratic", lx - lx.mean(), np.zeros(k, int)) @ params
     V = np.eye(k) * p0 * (1 - p0) / n_now
     core = analyse_shape("fam0", y0, V, lx, np.zeros(k, int), flat_margin=0.05)
-    d = noise.LabelData("fam0", np.arange(k), y0, V, core.z, np.zeros(k, int),
+    d = evidence.LabelData("fam0", np.arange(k), y0, V, core.z, np.zeros(k, int),
                         core.two_lines.breakpoint, True, ALL, 1, 0.05, 0.05)
-    pw = noise.power_analysis(d, effect=0.03, tau2=tau2, n_examples=n_now, kind="curvature",
+    pw = evidence.power_analysis(d, effect=0.03, tau2=tau2, n_examples=n_now, kind="curvature",
                               u_curve=params, claim="u_shaped", rng=1)
     n_star = pw["examples_needed_u_verdict"]
     assert pw["power_u_verdict"] < 0.2 < 0.4 < pw["power"]     # proxy: ~48%; U test: ~4%
     assert 1000 < n_star < 5000
-    fresh = noise.u_verdict_power(d, params, "u_shaped", tau2=tau2, n_examples=n_now,
+    fresh = evidence.u_verdict_power(d, params, "u_shaped", tau2=tau2, n_examples=n_now,
                                   n_values=n_star, n_sim=1000, rng=99)[0]
     assert abs(fresh - 0.80) <= 0.05, fresh
     rng = np.random.default_rng(8)
@@ -262,7 +265,7 @@ def test_models_needed_detects_80_percent():
     se, tau, slope = 0.01, 0.02, -0.02
     lx = np.linspace(8, 11, 5)
     d = _label_diag(lx, 0.6 + slope * (lx - lx.mean()), se)
-    k = noise.power_analysis(d, effect=slope, tau2=tau**2)["models_needed"]
+    k = evidence.power_analysis(d, effect=slope, tau2=tau**2)["models_needed"]
     assert 10 < k < 30
     rng = np.random.default_rng(0)
     rates = []
@@ -270,13 +273,13 @@ def test_models_needed_detects_80_percent():
         lxk = np.linspace(8, 11, kk)
         Y = (0.6 + slope * (lxk - lxk.mean()) + rng.normal(0, tau, (2000, kk))
              + rng.normal(0, se, (2000, kk)))
-        rates.append(np.mean(noise.batched_verdicts(_label_diag(lxk, Y[0], se), Y)["verdict"]
+        rates.append(np.mean(evidence.batched_verdicts(_label_diag(lxk, Y[0], se), Y)["verdict"]
                              == "inverse"))
     assert abs(rates[1] - 0.80) <= 0.04 and rates[0] < 0.80, rates
 
 
 def _label_diag(lx, y, se):
-    return noise.LabelData("fam0", np.arange(len(lx)), y, np.eye(len(lx)) * se**2,
+    return evidence.LabelData("fam0", np.arange(len(lx)), y, np.eye(len(lx)) * se**2,
                            lx - lx.mean(), np.zeros(len(lx), int), None, True, ALL, 1, 0.05,
                            0.05)
 
@@ -287,7 +290,7 @@ def test_power_needs_models_when_model_noise_dominates():
     pw = result.meta["noise"]["power"]["fam0"]
     assert pw["examples_needed"] is None          # tau^2 does not shrink with examples
     assert pw["mde_slope"] > 0
-    small = noise.power_analysis(noise.label_data(result, model_scores(load_results(df)),
+    small = evidence.power_analysis(evidence.label_data(result, model_scores(load_results(df)),
                                                   "fam0"), effect=1.0, tau2=0.0,
                                  n_examples=100000)
     assert small["power"] > 0.99
@@ -308,7 +311,7 @@ def clean():
         return check_claim(df, "inverse", rng=0, n_boot=500, chance=0.25).result
 
 
-@pytest.mark.parametrize("code", sorted(noise.NOTE_CODES))
+@pytest.mark.parametrize("code", sorted(NOTE_CODES))
 def test_clean_data_trigger_no_noise_note(clean, code):
     assert clean.shape == "inverse"
     assert code not in _codes(clean)
@@ -369,7 +372,7 @@ def test_too_few_null_simulations_cannot_confirm():
     result = fit_trend(df, rng=0, n_boot=200)
     ms = model_scores(load_results(df))
     bare = result.replace(diagnostics=result.diagnostics.iloc[:0])
-    again = noise.add_noise_diagnostics(bare, ms, rng=0, n_null=10)
+    again = evidence.add_noise_diagnostics(bare, ms, rng=0, n_null=10)
     assert result.shape == "inverse"
     assert "null_calibration_disagrees" in _codes(again)
     assert again.meta["noise"]["null"]["p_value"] == pytest.approx(1 / 11)
@@ -452,5 +455,5 @@ def test_every_code_is_tested_here():
     import pathlib
 
     text = pathlib.Path(__file__).read_text()
-    for code in noise.NOTE_CODES:
+    for code in NOTE_CODES:
         assert text.count(f'"{code}"') >= 1, code

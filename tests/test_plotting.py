@@ -53,7 +53,7 @@ def _by_gid(ax, gid):
 
 
 def test_import_scalingfit_does_not_import_matplotlib():
-    code = ("import sys, scalingfit, scalingfit.plotting, scalingfit.criteria_report; "
+    code = ("import sys, scalingfit, scalingfit.plotting, scalingfit.report; "
             "assert 'matplotlib' not in sys.modules and 'seaborn' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -213,10 +213,14 @@ def test_result_plot_returns_axes(result):
 
 
 def test_noise_tables_are_found_in_meta_noise(result):
+    # the keys scalingfit.evidence stores (NoiseEvidence): plotting reads them, it no longer
+    # guesses at aliases ('model', 'verdict', 'n_needed', ...)
     meta = {**result.meta, "noise": {
-        "influence": [{"model": "fam0-7", "verdict": "inconclusive", "slope": -0.05},
-                      {"model": "fam1-7", "verdict": "inverse", "slope": -0.07}],
-        "power": {"target": 0.8, "curve": {"effect": [0.01, 0.1], "n_needed": [4000, 40]}}}}
+        "main_label": "pooled",
+        "influence": [{"dropped": "fam0-7", "shape": "inconclusive", "slope": -0.05},
+                      {"dropped": "fam1-7", "shape": "inverse", "slope": -0.07}],
+        "power": {"pooled": {"target": 0.8, "table": [{"effect": 0.01, "n_examples": 4000},
+                                                      {"effect": 0.1, "n_examples": 40}]}}}}
     res = result.replace(meta=meta)
     infl = plotting.influence_table(res)
     assert list(infl["dropped"]) == ["fam0-7", "fam1-7"]

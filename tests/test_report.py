@@ -25,8 +25,11 @@ from scalingfit import (DataValidationError, StatisticalWarning, fit_trend,  # n
                         load_results)
 from scalingfit.claims import check_claim  # noqa: E402
 from scalingfit.cli import main  # noqa: E402
-from scalingfit.criteria_report import (CRITERIA, _call_options, assess_criteria,  # noqa: E402
-                                        claim_p_value, render_document, report_tasks)
+from scalingfit.assessment import CRITERIA, assess_criteria  # noqa: E402
+from scalingfit.multitask import report_tasks  # noqa: E402
+from scalingfit.report import render_document  # noqa: E402
+from scalingfit.repro import call_options as _call_options  # noqa: E402
+from scalingfit.verdicts import claim_p_value  # noqa: E402
 from scalingfit.simulate import simulate_results  # noqa: E402
 
 N_BOOT = 200
@@ -316,7 +319,7 @@ def test_strength_generality_and_checks_tables_equal_the_result(dom, result, che
     _assert_table_equals(dom, "strength", result.strength)
     _assert_table_equals(dom, "generality", result.generality)
     _assert_table_equals(dom, "checks", check.checks)
-    # the strength table is scalingfit.noise's: its pooled slope is the pooled slope
+    # the strength table is scalingfit.evidence's: its pooled slope is the pooled slope
     st = result.strength.set_index(["family", "quantity"])
     assert st.loc[("pooled", "slope_per_decade"), "estimate"] == result.pooled["slope"]
 
@@ -623,7 +626,8 @@ def test_bayes_family_table_does_not_call_the_posterior_tail_a_p_value(bayes, ba
 def test_bayes_summary_row_quotes_posterior_not_p_values(bayes, check):
     """With a claim, the summary's p is check_claim's (bootstrap engine) or empty, never a
     posterior quantity; the posterior probability of the claim sits in its own column."""
-    from scalingfit.criteria_report import _summary_row, posterior_evidence
+    from scalingfit.engines import posterior_evidence
+    from scalingfit.multitask import summary_row as _summary_row
 
     p = bayes.pooled
     row = _summary_row(bayes, "inverse", check)
@@ -751,7 +755,7 @@ def test_claim_p_value_agrees_with_the_gated_verdict(source, task):
 def test_bayesian_coverage_says_its_levels_use_the_bootstrap_engine():
     """coverage_table refits each variant with the bootstrap engine; for a Bayesian result the
     coverage reason says so (the levels' shapes are not posterior verdicts)."""
-    from scalingfit.criteria_report import _coverage
+    from scalingfit.assessment import _coverage
 
     res = fit_trend(simulate_results("inverse", rng=2), rng=0, n_boot=200)
     cov = pd.DataFrame({"column": "variant", "level": ["a", "b"], "shape": "inverse",

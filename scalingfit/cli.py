@@ -1,4 +1,5 @@
-"""The ``scalingfit`` command line: ``fit``, ``check``, ``report`` and ``run`` (runner extra).
+"""The ``scalingfit`` command line: ``fit``, ``check``, ``report``, ``screen`` and ``run`` (runner
+extra).
 
 The CLI is the only module of the statistics side that knows about argparse, and no module of
 the library imports it. It contains no statistics: each subcommand parses options, calls the
@@ -18,9 +19,12 @@ from .claims import check_claim
 from .data import load_results
 from .exceptions import DataValidationError, ScalingFitError
 from .fit import fit_trend
+from .harness import read_inspect_logs, read_lm_eval_results
+from .many import fit_many
 from .multitask import read_raw, report_tasks, task_groups
 from .options import BayesOptions, FitOptions, LoadOptions, option_fields
 from .report import render_document
+from .results import jsonable
 from .runner.cli import register as register_run
 from .verdicts import CLAIMS
 
@@ -160,6 +164,52 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _screen_input(args):
+    """The results to screen: the path, or the harness table read with ``--sizes``."""
+    if args.sizes is None:
+        return args.results, args.format
+    readers = {"lm-eval-results": read_lm_eval_results, "inspect": read_inspect_logs}
+    if args.format not in readers:
+        raise DataValidationError(
+            f"--sizes maps harness model names to sizes; it needs --format lm-eval-results or "
+            f"--format inspect; got --format {args.format}.")
+    try:
+        sizes = json.loads(Path(args.sizes).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise DataValidationError(f"--sizes {args.sizes!r}: not a readable JSON file ({err}); "
+                                  'give {"model": n_params, ...}.') from None
+    if not isinstance(sizes, dict):
+        raise DataValidationError(f"--sizes {args.sizes!r} must hold a JSON object "
+                                  '{"model": n_params, ...}.')
+    return readers[args.format](args.results, sizes=sizes), None
+
+
+def _cmd_screen(args) -> int:
+    out = Path(args.output)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise DataValidationError(f"output {args.output!r} must end in .html (a Markdown "
+                                  "summary is written beside it).")
+    _check_writable(out)
+    results, fmt = _screen_input(args)
+    kw = _fit_kwargs(args)
+    many = fit_many(results, by=args.by, n_jobs=args.n_jobs, format=fmt, task=args.task,
+                    metric=args.metric, higher_is_better=args.higher_is_better, **kw)
+    summary = many.summary()
+    if args.json:
+        print(json.dumps({"headline": many.headline(), "seed": many.meta["seed"],
+                          "summary": jsonable(summary)}, indent=2))
+    else:
+        shown = summary.drop(columns=["seed", "p_of"]).assign(
+            error=summary["error"].str.slice(0, 60))
+        print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        print(many.headline())
+    many.report("html", out=out)
+    many.report("markdown", out=out.with_suffix(".md"))
+    print(f"wrote {out} and {out.with_suffix('.md')}", file=sys.stderr if args.json else
+          sys.stdout)
+    return 0
+
+
 # ---------------------------------------------------------------------------------- parser
 def _add_fit(sub) -> None:
     p = sub.add_parser("fit", help="fit the scaling curve and print the shape verdict")
@@ -201,12 +251,35 @@ def _add_report(sub) -> None:
     p.set_defaults(func=_cmd_report)
 
 
+def _add_screen(sub) -> None:
+    p = sub.add_parser(
+        "screen", help="fit every task (or task x metric) of a table and write an overview",
+        description="Fit one scaling curve per group (by default per task) in parallel, adjust "
+                    "the p-values across groups (Holm, Benjamini-Hochberg), print the summary "
+                    "and write a self-contained HTML overview (sortable table, one small plot "
+                    "and one full report per group) with a Markdown summary beside it.")
+    add_data_options(p)
+    p.add_argument("--by", nargs="+", default=["task"], metavar="COLUMN",
+                   help="grouping columns (default: task; e.g. --by task metric)")
+    p.add_argument("--n-jobs", type=int, default=1, dest="n_jobs",
+                   help="worker processes (-1: all cores; default: 1); results do not depend "
+                        "on it")
+    p.add_argument("--sizes", default=None, metavar="JSON",
+                   help='JSON file {"model": n_params} for harness outputs whose models are not '
+                        "in the registry (with --format lm-eval-results or inspect)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("-o", "--output", default="screen.html",
+                   help="HTML overview (default: screen.html); the Markdown summary goes to the "
+                        "same name with .md, the per-group reports to <name>_files/")
+    p.set_defaults(func=_cmd_screen)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of the ``scalingfit`` command."""
     parser = argparse.ArgumentParser(
         prog="scalingfit", description="Shape verdicts for language-model scaling curves.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_fit, _add_check, _add_report, register_run):
+    for add in (_add_fit, _add_check, _add_report, _add_screen, register_run):
         add(sub)
     return parser
 

@@ -88,12 +88,16 @@ class _Options:
         return dataclasses.replace(self, **changes)
 
 
+#: input formats of :func:`scalingfit.load_results` (``None``: from the file suffix)
+FORMATS = ("csv", "parquet", "jsonl", "lm-eval", "lm-eval-results", "inspect")
+
+
 @dataclass(frozen=True)
 class LoadOptions(_Options):
     """How the results table is read (:func:`scalingfit.load_results`)."""
 
     format: str | None = _opt(None, "--format", "input format (default: from the file suffix)",
-                              choices=("csv", "parquet", "jsonl", "lm-eval"))
+                              choices=FORMATS)
     task: str | None = _opt(None, "--task", "task to analyse when the table holds several")
     metric: str | None = _opt(None, "--metric",
                               "metric to analyse when the table holds several")
@@ -104,7 +108,7 @@ class LoadOptions(_Options):
 
     def __post_init__(self):
         if self.format is not None:
-            _choice("format", self.format, ("csv", "parquet", "jsonl", "lm-eval"))
+            _choice("format", self.format, FORMATS)
         _bool_or_none("higher_is_better", self.higher_is_better)
         _bool_or_none("proportion", self.proportion)
 

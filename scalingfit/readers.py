@@ -18,11 +18,12 @@ from pathlib import Path
 import pandas as pd
 
 from .exceptions import DataValidationError
+from .harness import read_inspect_logs, read_lm_eval_results
 from .lmeval import read_lm_eval_samples
 
 __all__ = ["read_path"]
 
-_FORMATS = "format='csv'|'parquet'|'jsonl'|'lm-eval'"
+_FORMATS = "format='csv'|'parquet'|'jsonl'|'lm-eval'|'lm-eval-results'|'inspect'"
 
 
 def read_path(path, format: str | None = None) -> pd.DataFrame:
@@ -36,6 +37,10 @@ def read_path(path, format: str | None = None) -> pd.DataFrame:
     path = Path(path)
     if format == "lm-eval":
         return read_lm_eval_samples(path)
+    if format == "lm-eval-results":
+        return read_lm_eval_results(path)
+    if format == "inspect":
+        return read_inspect_logs(path)
     if not path.exists():
         raise DataValidationError(f"results path {str(path)!r} does not exist.")
     if path.is_dir():

@@ -27,20 +27,20 @@ PACKAGE = ROOT / "scalingfit"
 STAGES = {
     "_version": 0, "exceptions": 0,
     "verdicts": 1, "options": 1, "multitest": 1, "diagnostics": 1, "wording": 1,
-    "registry": 2, "lmeval": 2, "readers": 2, "data": 2, "simulate": 2,
+    "registry": 2, "lmeval": 2, "harness": 2, "readers": 2, "data": 2, "simulate": 2,
     "curves": 3, "metareg": 3, "bootstrap": 3, "shapes": 3,
     "results": 4,
     "evidence": 5, "bayes": 5,
     "fit": 6,
     "claims": 7,
-    "engines": 8, "assessment": 8,
+    "engines": 8, "assessment": 8, "many": 8,
     "blocks": 9, "report": 9, "documents": 9, "writers": 9, "repro": 9, "multitask": 9,
-    "plotting": 9,
+    "plotting": 9, "screen": 9,
     "cli": 10, "__main__": 10, "runner": 10, "__init__": 10,
 }
 
-#: the only lazy imports of the package's own modules: renderers of the result object
-SANCTIONED_LAZY = {("results", "report"), ("results", "plotting")}
+#: the only lazy imports of the package's own modules: renderers of the result objects
+SANCTIONED_LAZY = {("results", "report"), ("results", "plotting"), ("many", "screen")}
 
 #: third-party packages heavy enough to import inside functions (never at ``import scalingfit``)
 HEAVY = {"pymc", "pytensor", "nutpie", "numba", "arviz", "xarray", "matplotlib", "seaborn",

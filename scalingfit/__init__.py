@@ -14,6 +14,8 @@ from .data import load_results  # noqa: E402
 from .fit import fit_trend  # noqa: E402
 from .results import TrendResult  # noqa: E402
 from .claims import ClaimCheck, check_claim  # noqa: E402
+from .many import ManyResult, fit_many  # noqa: E402
 
-__all__ = ["load_results", "fit_trend", "TrendResult", "check_claim", "ClaimCheck", "ScalingFitError",
+__all__ = ["load_results", "fit_trend", "fit_many", "TrendResult", "ManyResult", "check_claim",
+           "ClaimCheck", "ScalingFitError",
            "DataValidationError", "OptionError", "ConvergenceError", "StatisticalWarning", "__version__"]

@@ -31,7 +31,7 @@ SKIP = "<!-- skip-test -->"
 OUTPUT = re.compile(r"\s*<!-- output -->\n```text\n(.*?)^```", re.S | re.M)
 FENCE = re.compile(r"^```(\w+)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
 CLI_MARK = re.compile(r"<!-- cli-help: (\w+) -->\n```text\n(.*?)^```", re.S | re.M)
-CLI_COMMANDS = ("fit", "check", "report", "run")
+CLI_COMMANDS = ("fit", "check", "report", "screen", "run")
 HELP_ENV = {"COLUMNS": "100", "MPLBACKEND": "Agg", "PYTHONWARNINGS": "ignore"}
 #: shell commands of these files are run (the cheap ones: fit / check / report)
 SHELL_FILES = ("README.md", "docs/getting-started.md", "docs/reports.md", "docs/cli.md",

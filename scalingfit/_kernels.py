@@ -32,6 +32,85 @@ _LOG_2PI = float(np.log(2 * np.pi))
 _LOG_SQRT_2_OVER_PI = float(0.5 * np.log(2 / np.pi))
 
 
+# ---------------------------------------------------------------- dense linear algebra, no BLAS
+# The kernels' matrices are small (k models, k <= ~100) and their arithmetic decides the NUTS
+# trajectories, which are chaotic: a last-bit difference in one gradient changes every later
+# draw. OpenBLAS picks its kernels by CPU (DYNAMIC_ARCH: Haswell, SkylakeX, Zen, ...), and with
+# np.linalg / ``@`` inside these kernels the same seed gave different draws on different CPUs
+# (reproduced here with OPENBLAS_CORETYPE; docs/bayes.md, "Reproducibility"). These loops are
+# plain IEEE arithmetic in a fixed order (numba without fastmath neither reassociates nor fuses
+# multiply-adds), so a seed gives the same draws on every machine.
+@numba.njit(cache=True, nogil=True)
+def _cholesky(S):
+    """Lower Cholesky factor of ``S`` (Cholesky-Banachiewicz order); raises when ``S`` is not
+    positive definite (the guarded callback turns that into -inf, a divergence)."""
+    n = S.shape[0]
+    L = np.zeros((n, n))
+    for i in range(n):
+        for j in range(i + 1):
+            s = S[i, j]
+            for q in range(j):
+                s -= L[i, q] * L[j, q]
+            if i == j:
+                if not s > 0.0:
+                    raise ValueError("matrix is not positive definite")
+                L[i, i] = np.sqrt(s)
+            else:
+                L[i, j] = s / L[j, j]
+    return L
+
+
+@numba.njit(cache=True, nogil=True)
+def _precision(L):
+    """``S^-1 = L^-T L^-1`` from the Cholesky factor ``L`` of ``S``."""
+    n = L.shape[0]
+    Li = np.zeros((n, n))
+    for j in range(n):
+        Li[j, j] = 1.0 / L[j, j]
+        for i in range(j + 1, n):
+            s = 0.0
+            for q in range(j, i):
+                s += L[i, q] * Li[q, j]
+            Li[i, j] = -s / L[i, i]
+    P = np.empty((n, n))
+    for i in range(n):
+        for j in range(i, n):
+            s = 0.0
+            for q in range(j, n):
+                s += Li[q, i] * Li[q, j]
+            P[i, j] = s
+            P[j, i] = s
+    return P
+
+
+@numba.njit(cache=True, nogil=True)
+def _matmul(A, B, transpose_a):
+    """``A @ B`` (``A.T @ B`` with ``transpose_a``) in a fixed summation order."""
+    n = A.shape[1] if transpose_a else A.shape[0]
+    inner = A.shape[0] if transpose_a else A.shape[1]
+    out = np.zeros((n, B.shape[1]))
+    for i in range(n):
+        for q in range(inner):
+            a = A[q, i] if transpose_a else A[i, q]
+            for j in range(B.shape[1]):
+                out[i, j] += a * B[q, j]
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _matvec(A, x, transpose_a):
+    """``A @ x`` (``A.T @ x`` with ``transpose_a``) in a fixed summation order."""
+    n = A.shape[1] if transpose_a else A.shape[0]
+    inner = A.shape[0] if transpose_a else A.shape[1]
+    out = np.zeros(n)
+    for i in range(n):
+        s = 0.0
+        for q in range(inner):
+            s += (A[q, i] if transpose_a else A[i, q]) * x[q]
+        out[i] = s
+    return out
+
+
 # loops rather than array expressions: numba compiles them in less than half the time
 @numba.njit(cache=True, nogil=True)
 def _curve_cov(Z, g0, sd2):
@@ -43,11 +122,15 @@ def _curve_cov(Z, g0, sd2):
         g[j] = g0[j]
         for f in range(p // 3 - 1):
             g[3 + 3 * f + j] = sd2[j]
-    Zg = np.empty((k, p))
+    C = np.empty((k, k))
     for i in range(k):
-        for q in range(p):
-            Zg[i, q] = Z[i, q] * g[q]
-    return Zg @ Z.T
+        for j in range(i + 1):
+            s = 0.0
+            for q in range(p):
+                s += Z[i, q] * g[q] * Z[j, q]
+            C[i, j] = s
+            C[j, i] = s
+    return C
 
 
 @numba.njit(cache=True, nogil=True)
@@ -101,11 +184,10 @@ def model_level_logp(x, y, V, Z, fam, g0, s_sd, s_tau):
         for j in range(k):
             S[i, j] += V[i, j]
         S[i, i] += np.exp(2 * x[3 + fam[i]])
-    L = np.linalg.cholesky(S)
-    Li = np.linalg.inv(L)
-    P = Li.T @ Li
-    alpha = P @ y
-    W = P @ Z
+    L = _cholesky(S)
+    P = _precision(L)
+    alpha = _matvec(P, y, False)
+    W = _matmul(P, Z, False)
     lp = -0.5 * k * _LOG_2PI + (3 + F) * _LOG_SQRT_2_OVER_PI - F * np.log(s_tau)
     for i in range(k):                          # log N(y | 0, S)
         lp += -np.log(L[i, i]) - 0.5 * y[i] * alpha[i]
@@ -147,15 +229,14 @@ def crossed_logp(x, Y, T, W, Z, U, mask, n_ex, normal, g0, beta_sd, beta_tau, s_
     # a ~ MvNormal(0, ZU diag(g) ZU' + diag(mask tau^2 + 1 - mask)), ZU = U'Z
     a = x[4:4 + k]
     z = x[4 + k:4 + 2 * k]
-    ZU = U.T @ Z
+    ZU = _matmul(U, Z, True)
     S = _curve_cov(ZU, g0, sd * sd)
     for i in range(k):
         S[i, i] += mask[i] * tau * tau + 1.0 - mask[i]
-    L = np.linalg.cholesky(S)
-    Li = np.linalg.inv(L)
-    P = Li.T @ Li
-    alpha = P @ a
-    W_ = P @ ZU
+    L = _cholesky(S)
+    P = _precision(L)
+    alpha = _matvec(P, a, False)
+    W_ = _matmul(P, ZU, False)
     lp += -0.5 * k * _LOG_2PI
     dtau2 = 0.0
     for i in range(k):
@@ -172,7 +253,7 @@ def crossed_logp(x, Y, T, W, Z, U, mask, n_ex, normal, g0, beta_sd, beta_tau, s_
     b = np.empty(k)
     for i in range(k):
         b[i] = mask[i] * a[i] + (1.0 - mask[i]) * tau * z[i]
-    eta_m = U @ b
+    eta_m = _matvec(U, b, False)
     pos = 4 + 2 * k
     d = np.zeros(E)
     if n_ex > 0:
@@ -224,7 +305,7 @@ def crossed_logp(x, Y, T, W, Z, U, mask, n_ex, normal, g0, beta_sd, beta_tau, s_
                     g_eta_m[m] += ge
                     g_d[i] += ge
     # back through eta_m = U b and the zero-sum transform
-    gb = U.T @ g_eta_m
+    gb = _matvec(U, g_eta_m, True)
     for i in range(k):
         grad[4 + i] += mask[i] * gb[i]
         grad[4 + k + i] += (1.0 - mask[i]) * tau * gb[i]
@@ -240,3 +321,55 @@ def crossed_logp(x, Y, T, W, Z, U, mask, n_ex, normal, g0, beta_sd, beta_tau, s_
         for i in range(n_ex - 1):
             grad[pos + 1 + i] = g_d[i] - head / (np.sqrt(n) + n) - g_d[n_ex - 1] / np.sqrt(n)
     return lp, grad
+
+
+@numba.njit(cache=True, nogil=True)
+def split_basis(Z, rtol):
+    """Orthonormal basis ``U`` (k, k) of R^k whose first ``rank(Z)`` columns span Z's columns,
+    and the 0/1 ``mask`` of those columns.
+
+    Gram-Schmidt with re-orthogonalisation (each direction projected off twice) over Z's columns,
+    a column whose remainder is below ``rtol`` of its norm being dependent, then over the unit
+    vectors to complete the basis. Loops in a fixed order, not LAPACK's SVD: the basis is data
+    of the sampled model, and an SVD's last bits depend on the CPU's OpenBLAS kernels.
+    """
+    k, p = Z.shape
+    U = np.zeros((k, k))
+    mask = np.zeros(k)
+    n = 0
+    for stage in range(2):
+        for c in range(p if stage == 0 else k):
+            if n == k:
+                break
+            v = np.zeros(k)
+            if stage == 0:
+                for i in range(k):
+                    v[i] = Z[i, c]
+            else:
+                v[c] = 1.0
+            norm0 = 0.0
+            for i in range(k):
+                norm0 += v[i] * v[i]
+            norm0 = np.sqrt(norm0)
+            if norm0 == 0.0:
+                continue
+            for _ in range(2):
+                for j in range(n):
+                    s = 0.0
+                    for i in range(k):
+                        s += U[i, j] * v[i]
+                    for i in range(k):
+                        v[i] -= s * U[i, j]
+            norm = 0.0
+            for i in range(k):
+                norm += v[i] * v[i]
+            norm = np.sqrt(norm)
+            if norm <= (rtol if stage == 0 else 1e-6) * norm0:
+                continue
+            for i in range(k):
+                U[i, n] = v[i] / norm
+            mask[n] = 1.0 if stage == 0 else 0.0
+            n += 1
+    if n < k:
+        raise ValueError("no complete basis")
+    return U, mask

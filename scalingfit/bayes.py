@@ -581,10 +581,12 @@ def _crossed_variables(k, n_ex, normal):
 
 def _crossed_expand(x, U, mask, k, n_ex, normal):
     """The crossed model's variables from an unconstrained point (PyMC's transforms)."""
+    from ._kernels import _matvec
+
     tau = np.exp(x[3:4])
     a, z = x[4:4 + k], x[4 + k:4 + 2 * k]
     out = {"sd": np.exp(x[:3]), "tau": tau, "a": a.copy(), "z": z.copy(),
-           "eta_m": U @ (mask * a + (1.0 - mask) * tau[0] * z)}
+           "eta_m": _matvec(U, mask * a + (1.0 - mask) * tau[0] * z, False)}
     if n_ex:
         pos = 4 + 2 * k
         v = x[pos + 1:pos + n_ex]
@@ -597,11 +599,12 @@ def _crossed_expand(x, U, mask, k, n_ex, normal):
 
 
 def _split_basis(Z):
-    """Orthonormal basis ``U`` (k, k) of R^k whose first ``rank(Z)`` columns span Z's columns."""
-    U, s, _ = np.linalg.svd(Z, full_matrices=True)
-    mask = np.zeros(Z.shape[0])
-    mask[:int(np.sum(s > 1e-8 * max(s.max(), 1e-300)))] = 1.0
-    return U, mask
+    """Orthonormal basis ``U`` (k, k) of R^k whose first ``rank(Z)`` columns span Z's columns,
+    and their mask (:func:`scalingfit._kernels.split_basis`: fixed-order loops, so the basis
+    is the same on every CPU)."""
+    from ._kernels import split_basis
+
+    return split_basis(np.ascontiguousarray(Z, dtype=float), 1e-8)
 
 
 class _Crossed:

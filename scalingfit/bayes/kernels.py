@@ -1,4 +1,4 @@
-"""Numba kernels of the Bayesian engine's posteriors (imported lazily by :mod:`scalingfit.bayes`).
+"""Numba kernels of the Bayesian engine's posteriors: log densities with analytic gradients.
 
 Why kernels: nutpie samples a PyMC model through numba C callbacks that it compiles anew in
 every process (5-9 s for a one-parameter model here, 13-29 s for the model-level model, 13-34 s
@@ -7,9 +7,24 @@ fit's wall time. These kernels are the same log densities, written once with the
 gradients and compiled with ``cache=True``: numba stores them on disk, so only the first call on
 a machine compiles them (3 s for the model-level kernel here) and every later process loads them
 in a fraction of a second. ``tests/test_bayes.py`` checks that their log densities and gradients
-equal PyMC's for the models built by :func:`scalingfit.bayes._build_model_level` and
-:func:`scalingfit.bayes._build_crossed` at random points (those PyMC models stay the definition,
-and are what ``sampler='pymc'`` samples).
+equal PyMC's for the models of :func:`scalingfit.bayes.models.build_model_level` and
+:func:`scalingfit.bayes.models.build_crossed` at random points (those PyMC models stay the
+definition, and are what ``sampler='pymc'`` samples). The prior constants are arguments, built
+by :func:`scalingfit.bayes.models.kernel_constants` from the same :data:`~scalingfit.bayes.PRIORS`
+the PyMC models read.
+
+The functions are plain Python until a kernel is first used: ``from .kernels import
+model_level_logp`` (or the attribute) imports numba and compiles every function here (or loads
+it from numba's disk cache), so importing :mod:`scalingfit` or :mod:`scalingfit.bayes` does not
+import numba.
+
+Reproducibility: the kernels use no BLAS or LAPACK. NUTS trajectories are chaotic, so a
+last-bit difference in one gradient changes every later draw, and OpenBLAS chooses its kernels
+by CPU (``DYNAMIC_ARCH``): with ``np.linalg`` and ``@`` in here, the same seed gave different
+draws with ``OPENBLAS_CORETYPE=Haswell`` or ``Sandybridge`` than on this SkylakeX machine.
+The dense loops below run plain IEEE arithmetic in a fixed order (numba without ``fastmath``
+neither reassociates nor fuses multiply-adds: ``NUMBA_CPU_NAME=generic`` gives the same draws),
+so a seed gives the same draws on every CPU (docs/bayes.md, "Reproducibility").
 
 :func:`model_level_logp`: the density, on the unconstrained scale ``x = (log sd_a, log sd_b,
 log sd_c, log tau_1, ..., log tau_F)`` that PyMC and nutpie use for half-normal scales::
@@ -25,22 +40,47 @@ m of family f of (alpha_m^2 - P_mm) / 2``, then the chain rule ``d / d log s = 2
 
 from __future__ import annotations
 
-import numba
+import math
+
 import numpy as np
 
 _LOG_2PI = float(np.log(2 * np.pi))
 _LOG_SQRT_2_OVER_PI = float(0.5 * np.log(2 / np.pi))
 
+__all__ = ["model_level_logp", "crossed_logp", "split_basis", "matvec"]
+
+#: functions compiled together on first use (callers first need their callees as dispatchers)
+_HELPERS = ("_cholesky", "_precision", "_matmul", "_matvec", "_curve_cov", "_d_sd2",
+            "_gamma_scales", "_latent_scores", "_example_effects", "_gaussian_loglik",
+            "_logit_loglik", "_back_through_transforms")
+#: public name -> the plain function it compiles
+_KERNELS = {"model_level_logp": "_model_level_logp", "crossed_logp": "_crossed_logp",
+            "split_basis": "_split_basis", "matvec": "_matvec"}
+
+
+def __getattr__(name):
+    """The compiled kernels, compiled (or loaded from numba's disk cache) on first access."""
+    if name in _KERNELS:
+        _compile()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _compile():
+    import numba
+
+    space = globals()
+    if "model_level_logp" in space:
+        return
+    jit = numba.njit(cache=True, nogil=True)
+    for name in _HELPERS:
+        space[name] = jit(space[name])
+    for public, private in _KERNELS.items():
+        space[public] = space[private] if private in _HELPERS else jit(space[private])
+
 
 # ---------------------------------------------------------------- dense linear algebra, no BLAS
-# The kernels' matrices are small (k models, k <= ~100) and their arithmetic decides the NUTS
-# trajectories, which are chaotic: a last-bit difference in one gradient changes every later
-# draw. OpenBLAS picks its kernels by CPU (DYNAMIC_ARCH: Haswell, SkylakeX, Zen, ...), and with
-# np.linalg / ``@`` inside these kernels the same seed gave different draws on different CPUs
-# (reproduced here with OPENBLAS_CORETYPE; docs/bayes.md, "Reproducibility"). These loops are
-# plain IEEE arithmetic in a fixed order (numba without fastmath neither reassociates nor fuses
-# multiply-adds), so a seed gives the same draws on every machine.
-@numba.njit(cache=True, nogil=True)
+# small matrices (k models), fixed summation order: the same bits on every CPU (module docstring)
 def _cholesky(S):
     """Lower Cholesky factor of ``S`` (Cholesky-Banachiewicz order); raises when ``S`` is not
     positive definite (the guarded callback turns that into -inf, a divergence)."""
@@ -60,7 +100,6 @@ def _cholesky(S):
     return L
 
 
-@numba.njit(cache=True, nogil=True)
 def _precision(L):
     """``S^-1 = L^-T L^-1`` from the Cholesky factor ``L`` of ``S``."""
     n = L.shape[0]
@@ -83,7 +122,6 @@ def _precision(L):
     return P
 
 
-@numba.njit(cache=True, nogil=True)
 def _matmul(A, B, transpose_a):
     """``A @ B`` (``A.T @ B`` with ``transpose_a``) in a fixed summation order."""
     n = A.shape[1] if transpose_a else A.shape[0]
@@ -97,7 +135,6 @@ def _matmul(A, B, transpose_a):
     return out
 
 
-@numba.njit(cache=True, nogil=True)
 def _matvec(A, x, transpose_a):
     """``A @ x`` (``A.T @ x`` with ``transpose_a``) in a fixed summation order."""
     n = A.shape[1] if transpose_a else A.shape[0]
@@ -112,7 +149,6 @@ def _matvec(A, x, transpose_a):
 
 
 # loops rather than array expressions: numba compiles them in less than half the time
-@numba.njit(cache=True, nogil=True)
 def _curve_cov(Z, g0, sd2):
     """``Z diag(g) Z'``: the covariance the family curves give the model scores, with ``g`` the
     prior variances of Z's columns (``g0`` for the population, ``sd2`` for each family)."""
@@ -133,7 +169,6 @@ def _curve_cov(Z, g0, sd2):
     return C
 
 
-@numba.njit(cache=True, nogil=True)
 def _d_sd2(Z, alpha, W):
     """d log N(y | 0, S) / d sd_j^2 for the three family SDs, summed over families:
     ``((z_q' alpha)^2 - z_q' S^-1 z_q) / 2`` over the family columns ``q`` of ``Z`` of each
@@ -149,8 +184,7 @@ def _d_sd2(Z, alpha, W):
     return out
 
 
-@numba.njit(cache=True, nogil=True)
-def model_level_logp(x, y, V, Z, fam, g0, s_sd, s_tau):
+def _model_level_logp(x, y, V, Z, fam, g0, s_sd, s_tau):
     """Log density and gradient of the collapsed model-level posterior at ``x``.
 
     Parameters
@@ -162,7 +196,7 @@ def model_level_logp(x, y, V, Z, fam, g0, s_sd, s_tau):
     V : ndarray, shape (k, k)
         Their sampling covariance (standardised units).
     Z : ndarray, shape (k, 3 + 3F)
-        Population then per-family design columns (``bayes._z_matrix``).
+        Population then per-family design columns (:func:`scalingfit.bayes.models.z_matrix`).
     fam : ndarray of int64, shape (k,)
         Family index of each model.
     g0 : ndarray, shape (3,)
@@ -203,29 +237,26 @@ def model_level_logp(x, y, V, Z, fam, g0, s_sd, s_tau):
     return lp, grad
 
 
-@numba.njit(cache=True, nogil=True)
-def crossed_logp(x, Y, T, W, Z, U, mask, n_ex, normal, g0, beta_sd, beta_tau, s_sd_d,
-                 s_sigma):
-    """Log density and gradient of the crossed model (:func:`scalingfit.bayes._build_crossed`).
-
-    ``x`` holds, in PyMC's order and on its unconstrained scales: ``log sd`` (3), ``log tau``
-    (1), ``a`` (k), ``z`` (k), then with example effects ``log sd_d`` and the ``n_ex - 1``
-    zero-sum coordinates of ``d`` (PyMC's zero-sum transform, an isometry), then for Gaussian
-    scores ``log sigma``. ``beta_sd``, ``beta_tau`` are the Gamma(2, beta) prior rates;
-    ``s_sd_d``, ``s_sigma`` the half-normal scales. Returns ``(logp, grad)``.
-    """
-    k = Z.shape[0]
-    E = Y.shape[1]
-    grad = np.zeros(x.shape[0])
+def _gamma_scales(x, beta_sd, beta_tau, gamma_shape, grad):
+    """Gamma(gamma_shape, beta) priors of ``sd`` (3) and ``tau`` on the log scale (+ Jacobian):
+    their log density; their gradient into ``grad[:4]``."""
     lp = 0.0
-    # scales: Gamma(2, beta) priors on the log scale (+ Jacobian)
     sd = np.exp(x[:3])
     tau = np.exp(x[3])
+    lg = math.lgamma(gamma_shape)
     for j in range(3):
-        lp += 2 * np.log(beta_sd[j]) + 2 * x[j] - beta_sd[j] * sd[j]
-        grad[j] = 2 - beta_sd[j] * sd[j]
-    lp += 2 * np.log(beta_tau) + 2 * x[3] - beta_tau * tau
-    grad[3] = 2 - beta_tau * tau
+        lp += gamma_shape * np.log(beta_sd[j]) - lg + gamma_shape * x[j] - beta_sd[j] * sd[j]
+        grad[j] = gamma_shape - beta_sd[j] * sd[j]
+    lp += gamma_shape * np.log(beta_tau) - lg + gamma_shape * x[3] - beta_tau * tau
+    grad[3] = gamma_shape - beta_tau * tau
+    return lp
+
+
+def _latent_scores(x, Z, U, mask, g0, sd, tau, lp, grad):
+    """Prior of the latent model scores' coordinates ``a`` (centred, in the curves' span) and
+    ``z`` (non-centred, orthogonal to it), added to ``lp`` and ``grad``; returns ``(lp,
+    eta_m)`` with ``eta_m = U (mask a + (1 - mask) tau z)``."""
+    k = Z.shape[0]
     # a ~ MvNormal(0, ZU diag(g) ZU' + diag(mask tau^2 + 1 - mask)), ZU = U'Z
     a = x[4:4 + k]
     z = x[4 + k:4 + 2 * k]
@@ -249,62 +280,76 @@ def crossed_logp(x, Y, T, W, Z, U, mask, n_ex, normal, g0, beta_sd, beta_tau, s_
     for i in range(k):
         lp += -0.5 * z[i] ** 2 - 0.5 * _LOG_2PI
         grad[4 + k + i] = -z[i]
-    # latent model scores eta_m = U (mask a + (1 - mask) tau z)
     b = np.empty(k)
     for i in range(k):
         b[i] = mask[i] * a[i] + (1.0 - mask[i]) * tau * z[i]
-    eta_m = _matvec(U, b, False)
-    pos = 4 + 2 * k
+    return lp, _matvec(U, b, False)
+
+
+def _example_effects(x, pos, n_ex, E, s_sd_d, lp, grad):
+    """``sd_d ~ HalfNormal(s_sd_d)`` on the log scale and ``d ~ ZeroSumNormal(sd_d)`` from its
+    ``n_ex - 1`` coordinates: returns ``(lp, d)`` (``d`` zero without example effects)."""
     d = np.zeros(E)
-    if n_ex > 0:
-        # sd_d ~ HalfNormal(s_sd_d) on the log scale; d ~ ZeroSumNormal(sd_d) from n - 1 coords
-        sd_d = np.exp(x[pos])
-        r = sd_d / s_sd_d
-        lp += _LOG_SQRT_2_OVER_PI - np.log(s_sd_d) - 0.5 * r * r + x[pos]
-        grad[pos] = 1 - r * r
-        v = x[pos + 1:pos + n_ex]
-        n = float(n_ex)
-        sv = v.sum()
-        norm = sv / (np.sqrt(n) + n)
-        for i in range(n_ex - 1):
-            d[i] = v[i] - norm
-        d[n_ex - 1] = norm - sv / np.sqrt(n) - norm
-        ss = 0.0
-        for i in range(n_ex):
-            ss += d[i] * d[i]
-        lp += -0.5 * ss / sd_d ** 2 - (n - 1) * (0.5 * _LOG_2PI + x[pos])
-        grad[pos] += ss / sd_d ** 2 - (n - 1)
-    # the likelihood over the dense (model x example) matrix
-    g_eta_m = np.zeros(k)
-    g_d = np.zeros(E)
-    if normal:
-        sigma = np.exp(x[-1])
-        g_sigma = 0.0
-        for m in range(k):
-            for i in range(E):
-                if W[m, i] != 0.0:
-                    res = Y[m, i] - eta_m[m] - d[i]
-                    lp += W[m, i] * (-0.5 * (res / sigma) ** 2 - x[-1])
-                    ge = W[m, i] * res / sigma ** 2
-                    g_eta_m[m] += ge
-                    g_d[i] += ge
-                    g_sigma += W[m, i] * ((res / sigma) ** 2 - 1.0)
-        r = sigma / s_sigma
-        lp += _LOG_SQRT_2_OVER_PI - np.log(s_sigma) - 0.5 * r * r + x[-1]
-        grad[-1] = g_sigma + 1 - r * r
-    else:
-        for m in range(k):
-            for i in range(E):
-                if W[m, i] != 0.0:
-                    e = eta_m[m] + d[i]
-                    t = np.exp(-abs(e))                 # one exp for log1pexp and sigmoid
-                    log1pexp = max(e, 0.0) + np.log1p(t)
-                    sigmoid = 1.0 / (1.0 + t) if e >= 0 else t / (1.0 + t)
-                    lp += W[m, i] * (Y[m, i] * e - T[m, i] * log1pexp)
-                    ge = W[m, i] * (Y[m, i] - T[m, i] * sigmoid)
-                    g_eta_m[m] += ge
-                    g_d[i] += ge
-    # back through eta_m = U b and the zero-sum transform
+    if n_ex == 0:
+        return lp, d
+    sd_d = np.exp(x[pos])
+    r = sd_d / s_sd_d
+    lp += _LOG_SQRT_2_OVER_PI - np.log(s_sd_d) - 0.5 * r * r + x[pos]
+    grad[pos] = 1 - r * r
+    v = x[pos + 1:pos + n_ex]
+    n = float(n_ex)
+    sv = v.sum()
+    norm = sv / (np.sqrt(n) + n)
+    for i in range(n_ex - 1):
+        d[i] = v[i] - norm
+    d[n_ex - 1] = norm - sv / np.sqrt(n) - norm
+    ss = 0.0
+    for i in range(n_ex):
+        ss += d[i] * d[i]
+    lp += -0.5 * ss / sd_d ** 2 - (n - 1) * (0.5 * _LOG_2PI + x[pos])
+    grad[pos] += ss / sd_d ** 2 - (n - 1)
+    return lp, d
+
+
+def _gaussian_loglik(x, Y, W, eta_m, d, s_sigma, lp, grad, g_eta_m, g_d):
+    """Gaussian scores over the dense (model x example) matrix, with ``sigma``'s prior."""
+    sigma = np.exp(x[-1])
+    g_sigma = 0.0
+    for m in range(Y.shape[0]):
+        for i in range(Y.shape[1]):
+            if W[m, i] != 0.0:
+                res = Y[m, i] - eta_m[m] - d[i]
+                lp += W[m, i] * (-0.5 * (res / sigma) ** 2 - x[-1])
+                ge = W[m, i] * res / sigma ** 2
+                g_eta_m[m] += ge
+                g_d[i] += ge
+                g_sigma += W[m, i] * ((res / sigma) ** 2 - 1.0)
+    r = sigma / s_sigma
+    lp += _LOG_SQRT_2_OVER_PI - np.log(s_sigma) - 0.5 * r * r + x[-1]
+    grad[-1] = g_sigma + 1 - r * r
+    return lp
+
+
+def _logit_loglik(Y, T, W, eta_m, d, lp, g_eta_m, g_d):
+    """Bernoulli / binomial-logit scores over the dense (model x example) matrix."""
+    for m in range(Y.shape[0]):
+        for i in range(Y.shape[1]):
+            if W[m, i] != 0.0:
+                e = eta_m[m] + d[i]
+                t = np.exp(-abs(e))                 # one exp for log1pexp and sigmoid
+                log1pexp = max(e, 0.0) + np.log1p(t)
+                sigmoid = 1.0 / (1.0 + t) if e >= 0 else t / (1.0 + t)
+                lp += W[m, i] * (Y[m, i] * e - T[m, i] * log1pexp)
+                ge = W[m, i] * (Y[m, i] - T[m, i] * sigmoid)
+                g_eta_m[m] += ge
+                g_d[i] += ge
+    return lp
+
+
+def _back_through_transforms(x, U, mask, tau, pos, n_ex, d, g_eta_m, g_d, grad):
+    """The likelihood's gradient back through ``eta_m = U b`` and the zero-sum transform."""
+    k = U.shape[0]
+    z = x[4 + k:4 + 2 * k]
     gb = _matvec(U, g_eta_m, True)
     for i in range(k):
         grad[4 + i] += mask[i] * gb[i]
@@ -320,11 +365,38 @@ def crossed_logp(x, Y, T, W, Z, U, mask, n_ex, normal, g0, beta_sd, beta_tau, s_
         n = float(n_ex)
         for i in range(n_ex - 1):
             grad[pos + 1 + i] = g_d[i] - head / (np.sqrt(n) + n) - g_d[n_ex - 1] / np.sqrt(n)
+
+
+def _crossed_logp(x, Y, T, W, Z, U, mask, n_ex, normal, g0, beta_sd, beta_tau, s_sd_d,
+                  s_sigma, gamma_shape):
+    """Log density and gradient of the crossed model (:func:`scalingfit.bayes.models.build_crossed`).
+
+    ``x`` holds, in PyMC's order and on its unconstrained scales: ``log sd`` (3), ``log tau``
+    (1), ``a`` (k), ``z`` (k), then with example effects ``log sd_d`` and the ``n_ex - 1``
+    zero-sum coordinates of ``d`` (PyMC's zero-sum transform, an isometry), then for Gaussian
+    scores ``log sigma``. ``beta_sd``, ``beta_tau`` are the Gamma(``gamma_shape``, beta) prior
+    rates; ``s_sd_d``, ``s_sigma`` the half-normal scales (all from
+    :func:`scalingfit.bayes.models.kernel_constants`). Returns ``(logp, grad)``.
+    """
+    k = Z.shape[0]
+    grad = np.zeros(x.shape[0])
+    lp = _gamma_scales(x, beta_sd, beta_tau, gamma_shape, grad)
+    sd = np.exp(x[:3])
+    tau = np.exp(x[3])
+    lp, eta_m = _latent_scores(x, Z, U, mask, g0, sd, tau, lp, grad)
+    pos = 4 + 2 * k
+    lp, d = _example_effects(x, pos, n_ex, Y.shape[1], s_sd_d, lp, grad)
+    g_eta_m = np.zeros(k)
+    g_d = np.zeros(Y.shape[1])
+    if normal:
+        lp = _gaussian_loglik(x, Y, W, eta_m, d, s_sigma, lp, grad, g_eta_m, g_d)
+    else:
+        lp = _logit_loglik(Y, T, W, eta_m, d, lp, g_eta_m, g_d)
+    _back_through_transforms(x, U, mask, tau, pos, n_ex, d, g_eta_m, g_d, grad)
     return lp, grad
 
 
-@numba.njit(cache=True, nogil=True)
-def split_basis(Z, rtol):
+def _split_basis(Z, rtol):
     """Orthonormal basis ``U`` (k, k) of R^k whose first ``rank(Z)`` columns span Z's columns,
     and the 0/1 ``mask`` of those columns.
 

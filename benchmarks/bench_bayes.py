@@ -15,6 +15,13 @@ For each model: the numba kernel nutpie samples by default (with numba's disk ca
 empty one: the first call on a new machine) against the naive way, nutpie compiling the PyMC
 model, with the wall-time ratios measured in the same run. numpyro is timed too when installed (through ``pm.sample(nuts_sampler="numpyro")``).
 Figures and the command go into ``docs/bayes.md``.
+
+``--divergence-rate N`` instead measures how often the crossed fit of
+``tests/test_bayes.py::test_crossed_model_on_several_families_converges_and_compares`` (3
+families x 6 models x 200 examples, the test's data set, 4 x 1,000 draws) has a divergent
+transition, over N sampler seeds (100, 101, ...) at each ``--target-accept`` (issue 17)::
+
+    nice -n 5 python benchmarks/bench_bayes.py --divergence-rate 40 --target-accept 0.9 0.95
 """
 
 from __future__ import annotations
@@ -53,13 +60,14 @@ def _numpyro_time(data, model):
     import pymc as pm
 
     from scalingfit import load_results
-    from scalingfit.bayes import _Crossed, _default_target_accept, _Design, _ModelLevel
+    from scalingfit.bayes.engines import ENGINES
+    from scalingfit.bayes.models import Design
+    from scalingfit.bayes.sampling import default_target_accept
     from scalingfit.data import model_scores
 
     table = load_results(data)
     ms = model_scores(table)
-    des = _Design(ms)
-    eng = (_ModelLevel if model == "model_level" else _Crossed)(ms, des, table)
+    eng = ENGINES[model](ms, Design(ms), table)
     m = eng.build()
     with m:
         pm.set_data(eng.data())
@@ -68,7 +76,7 @@ def _numpyro_time(data, model):
             warnings.simplefilter("ignore")
             idata = pm.sample(1000, tune=1000, chains=4, nuts_sampler="numpyro",
                               random_seed=1, progressbar=False,
-                              target_accept=_default_target_accept(eng))
+                              target_accept=default_target_accept(eng))
     return {"wall": time.perf_counter() - t0, "div": int(idata.sample_stats.diverging.sum())}
 
 
@@ -85,10 +93,11 @@ _CONFIGS = {
 
 def _use_pymc_numba():
     """The naive way, for the ratio: nutpie compiles the PyMC model (numba, every process)."""
-    from scalingfit import bayes
+    from scalingfit.bayes import engines, sampling
 
-    for engine in (bayes._ModelLevel, bayes._Crossed):
-        engine.nutpie_model = lambda self: bayes._nutpie().compile_pymc_model(self.build())
+    for engine in engines.ENGINES.values():
+        engine.nutpie_model = lambda self: sampling.require_nutpie().compile_pymc_model(
+            self.build())
 
 
 def _worker(model, sampler, backend, repeats, compare):
@@ -122,6 +131,42 @@ def _run_config(model, label, sampler, backend, fresh_cache, args):
     return [float(r[1]) for r in rows]
 
 
+def divergence_rate(n_seeds, target_accepts, first_seed=100):
+    """Fits with >= 1 divergence over ``n_seeds`` seeds, per target acceptance: one line per
+    fit, then the rate with its binomial SE and exact (Clopper-Pearson) 95% upper bound."""
+    import numpy as np
+    from scipy import stats
+
+    from scalingfit import fit_trend
+    from scalingfit.simulate import simulate_results
+
+    df = simulate_results("inverse", n_families=3, n_models=6, n_examples=200, effect=1.5,
+                          model_sd=0.1, rng=23)
+    for ta in target_accepts:
+        fits = []
+        for seed in range(first_seed, first_seed + n_seeds):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                t0 = time.perf_counter()
+                r = fit_trend(df, method="bayes", model="crossed", rng=seed, n_boot=200,
+                              target_accept=ta)
+            b, ss = r.meta["bayes"], r.posterior.sample_stats
+            fits.append((b["divergences"], float(ss["n_steps"].mean()), b["max_rhat"],
+                         time.perf_counter() - t0))
+            print(f"target_accept {ta:.3g} seed {seed}: {b['divergences']} divergences, "
+                  f"{fits[-1][1]:.1f} leapfrog steps per draw, max R-hat {b['max_rhat']:.4f}, "
+                  f"{fits[-1][3]:.1f} s", flush=True)
+        div = np.array([f[0] for f in fits])
+        k, n = int((div > 0).sum()), len(div)
+        p = k / n
+        upper = stats.beta.ppf(0.95, k + 1, n - k) if k < n else 1.0
+        print(f"target_accept {ta:.3g}: fits with a divergence {k}/{n} = {p:.3f} (SE "
+              f"{np.sqrt(p * (1 - p) / n):.3f}; one-sided 95% upper bound {upper:.3f}); "
+              f"{div.sum()} divergent of {n * 4000} draws; {np.mean([f[1] for f in fits]):.1f} "
+              f"leapfrog steps per draw; max R-hat {max(f[2] for f in fits):.4f}; "
+              f"{np.mean([f[3] for f in fits]):.1f} s per fit", flush=True)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=["model_level", "crossed"],
@@ -133,8 +178,14 @@ def main(argv=None):
                    help="include the LOO comparison (a second, linear fit)")
     p.add_argument("--default-only", action="store_true",
                    help="time only the default way (the kernel, disk cache as it is)")
+    p.add_argument("--divergence-rate", type=int, metavar="N",
+                   help="measure the crossed test fit's divergence rate over N seeds")
+    p.add_argument("--target-accept", type=float, nargs="+", default=[0.9, 0.95],
+                   help="target acceptance rates for --divergence-rate")
     p.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.divergence_rate:
+        return divergence_rate(args.divergence_rate, args.target_accept)
     if args.worker:
         model, sampler, backend, repeats = args.worker
         return _worker(model, sampler, None if backend == "None" else backend, int(repeats),

@@ -4,7 +4,7 @@ made with numpy, so the thresholds themselves are tested (arviz computes the sta
 
 import numpy as np
 
-from scalingfit.bayes import _sampler_notes
+from scalingfit.bayes.sampling import sampler_notes as _sampler_notes
 
 CHAINS, DRAWS = 4, 1000
 

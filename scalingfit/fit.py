@@ -204,7 +204,7 @@ def fit_trend(results, *, x: str = "n_params", method: str = "bootstrap", n_boot
     generator, seed = as_generator(rng)
     table, ms, result = run_bootstrap(results, generator, seed, load=load, options=opts)
     if bayes is not None:
-        result = fit_bayes(table, ms, result, rng=generator, **bayes.to_dict())
+        result = fit_bayes(table, ms, result, rng=generator, options=bayes)
         result = _record_options(result, load, opts, bayes)
     return result
 

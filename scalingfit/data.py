@@ -199,7 +199,8 @@ def _single_value(df: pd.DataFrame, col: str, chosen, argname: str):
         if len(values) > 1:
             raise DataValidationError(
                 f"results holds {len(values)} values of {col!r}: {values[:6]}; pass "
-                f"{argname}=<one of them> to choose which to fit.")
+                f"{argname}=<one of them> (--{argname} on the command line) to choose which to "
+                "fit, or fit them all with fit_many (scalingfit screen).")
         return df, (values[0] if values else None)
     if chosen not in values:
         raise DataValidationError(

@@ -177,7 +177,7 @@ def notes_models(result, ms, adjacent, model_noise) -> list:
         out.append(note(
             "adjacent_reversals", "warning",
             f"in {', '.join(map(repr, bad))} neighbouring models differ significantly, turning "
-            "direction at least twice (paired across examples, Holm within family): scores "
+            f"direction at least twice ({_paired_words(result)}, Holm within family): scores "
             "jump up and down "
             "from one size to the next, which examples cannot explain -- model-level noise "
             "(single checkpoints), not a smooth trend.",
@@ -196,6 +196,23 @@ def notes_models(result, ms, adjacent, model_noise) -> list:
     return out
 
 
+def _paired_words(result) -> str:
+    """How neighbouring models were compared: paired across examples for per-example input;
+    aggregated input has independent errors per model (nothing to pair)."""
+    return ("paired across examples" if result.meta.get("form") == "per_example"
+            else "independent errors per model (aggregated input)")
+
+
+def _largest_model_story(big) -> str:
+    """The precedent that fits the change: Wei et al. (2022) saw inverse trends turn U-shaped
+    when one larger model was added -- quoted only when the verdict at stake is inverse or U."""
+    shapes = set(big["shape_full"]) | set(big["shape"])
+    if shapes & {"inverse", "u_shaped"}:
+        return ("Inverse trends have turned U-shaped when one larger model was added (Wei et "
+                "al. 2022): ")
+    return "With one model fewer the verdict is another: "
+
+
 def notes_influence(infl) -> list:
     """verdict_depends_on_largest_model and influential_model, from the influence table."""
     out = []
@@ -206,10 +223,9 @@ def notes_influence(infl) -> list:
                          for r in big.itertuples())
         out.append(note(
             "verdict_depends_on_largest_model", "warning",
-            f"dropping the largest model changes the verdict ({what}). Inverse trends have turned "
-            "U-shaped when one larger model was added (Wei et al. 2022): the end of the curve "
-            "rests on one checkpoint.", labels=sorted(set(big["label"])),
-            table=records(infl)))
+            f"dropping the largest model changes the verdict ({what}). "
+            + _largest_model_story(big) + "the end of the curve rests on one checkpoint.",
+            labels=sorted(set(big["label"])), table=records(infl)))
     other = changed[~changed["largest"]]
     if len(other):
         what = "; ".join(f"{r.label}: without {r.dropped} {r.shape_full} -> {r.shape}"

@@ -292,8 +292,9 @@ def _criteria_lines(result) -> list:
                     f"[{fmt(r['ci_lower'])}, {fmt(r['ci_upper'])}]")
             if "change_smallest_to_largest" in rows.index:
                 c = rows.loc["change_smallest_to_largest"]
+                paired = "paired" if result.meta.get("form") == "per_example" else "unpaired"
                 text += (f"; smallest -> largest model {fmt(c['estimate'])} "
-                         f"[{fmt(c['ci_lower'])}, {fmt(c['ci_upper'])}] (paired)")
+                         f"[{fmt(c['ci_lower'])}, {fmt(c['ci_upper'])}] ({paired})")
             if "snr" in rows.index:
                 text += f"; signal-to-noise {fmt(abs(rows.loc['snr', 'estimate']))}"
             lines.append(text + ".")

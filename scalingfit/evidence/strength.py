@@ -68,7 +68,8 @@ def _monotone_rows(result, ms, label, a, y) -> list:
              f"fitted change over {rng_z:.2g} decades, model-level interval"),
         _row(label, "change_smallest_to_largest", obs, se_obs, obs - zq * se_obs,
              obs + zq * se_obs, score_units,
-             "paired across examples; excludes model-level noise"),
+             ("paired across examples" if result.meta.get("form") == "per_example" else
+              "independent errors (aggregated input)") + "; excludes model-level noise"),
         _row(label, "snr", snr, 1.0, snr - t, snr + t, "ratio",
              "fitted change / its model-level SE (interval: the change's interval in SE units)"),
         _row(label, "snr_examples_only", snr_e, 1.0, snr_e - zq, snr_e + zq, "ratio",

@@ -151,7 +151,7 @@ def time_naive(items: pd.DataFrame, model_dir: Path):
     sys.path.insert(0, str(ROOT / "tests" / "runner"))
     from naive import naive_logprob
 
-    from scalingfit.runner.scoring import load_model
+    from scalingfit.runner.models import load_model
 
     start = time.perf_counter()
     model, tok = load_model(str(model_dir))

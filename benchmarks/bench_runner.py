@@ -8,7 +8,13 @@ harness is checked against the runner's.
 Usage::
 
     python benchmarks/bench_runner.py                      # 500 items of the default task
-    python benchmarks/bench_runner.py --task my.csv --n 200 --lm-eval /path/to/lm-eval
+    python benchmarks/bench_runner.py --task my.csv --n 200 --lm-eval /path/to/bin/lm-eval
+    SCALINGFIT_LM_EVAL=/path/to/bin/lm-eval python benchmarks/bench_runner.py
+
+The default task is ``../shared/isp-task-data/python_builtins_swap.csv`` relative to the
+repository root; the harness is ``--lm-eval``, else ``$SCALINGFIT_LM_EVAL``, else ``lm-eval`` on
+the PATH (install it in its own virtualenv: ``python3 -m venv venv-lmeval &&
+venv-lmeval/bin/pip install torch==2.13.0 'lm-eval[hf]'``).
 
 The task file is prize-format CSV/JSONL (prompt, classes, answer_index); class order is shuffled
 (seeded) since some files always put the answer in the same position. If the file is absent, a
@@ -20,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,8 +37,13 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_TASK = Path("/work/shared/isp-task-data/python_builtins_swap.csv")
-DEFAULT_LM_EVAL = Path("/work/venv-lmeval/bin/lm-eval")
+DEFAULT_TASK = ROOT.parent / "shared" / "isp-task-data" / "python_builtins_swap.csv"
+LM_EVAL_ENV = "SCALINGFIT_LM_EVAL"
+
+
+def default_lm_eval() -> Path:
+    """``$SCALINGFIT_LM_EVAL``, else ``lm-eval`` on the PATH (may not exist: then skipped)."""
+    return Path(os.environ.get(LM_EVAL_ENV) or shutil.which("lm-eval") or "lm-eval")
 TASK_NAME = "scalingfit_bench"
 YAML = """task: {name}
 dataset_path: json
@@ -53,8 +65,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", type=Path, default=DEFAULT_TASK)
     parser.add_argument("--n", type=int, default=500, help="number of items")
-    parser.add_argument("--lm-eval", type=Path, default=DEFAULT_LM_EVAL,
-                        help="lm-eval executable of a separate virtualenv")
+    parser.add_argument("--lm-eval", type=Path, default=None,
+                        help=f"lm-eval executable of a separate virtualenv (default: "
+                             f"${LM_EVAL_ENV}, else lm-eval on the PATH)")
     parser.add_argument("--harness-batch-size", type=int, nargs="+", default=[1])
     parser.add_argument("--batch-tokens", type=int, default=None,
                         help="runner batch budget (default: the runner's CPU default)")
@@ -195,6 +208,7 @@ def compare(table: pd.DataFrame, harness: pd.DataFrame) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    args.lm_eval = args.lm_eval or default_lm_eval()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     import torch
@@ -232,8 +246,9 @@ def main(argv=None) -> int:
             record(f"lm-eval harness (CLI, batch_size={bs})", secs)
             print(f"  harness vs runner: {compare(table, samples)}", flush=True)
     else:
-        print(f"note: {args.lm_eval} not found; harness skipped "
-              "(python3 -m venv /work/venv-lmeval; pip install torch lm-eval[hf])")
+        print(f"note: {args.lm_eval} not found; harness skipped (python3 -m venv venv-lmeval "
+              "&& venv-lmeval/bin/pip install torch==2.13.0 'lm-eval[hf]', then --lm-eval "
+              "venv-lmeval/bin/lm-eval)")
     runner_cli = results["runner (CLI, process start included)"]
     runner = results["runner (in-process, load included)"]
     naive = next(v for k, v in results.items() if k.startswith("naive"))

@@ -76,6 +76,9 @@ def parse_args(argv=None):
                         help="items for the naive loop (its rate is per item; 0: all)")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="time the runner CLI and the harness alternately this many times "
+                             "(a shared machine's load drifts; the ratio uses the medians)")
     return parser.parse_args(argv)
 
 
@@ -147,11 +150,13 @@ def time_runner(items: pd.DataFrame, model_dir: Path, batch_tokens: int):
     return time.perf_counter() - start, table
 
 
-def time_runner_cli(items_path: Path, model_dir: Path, batch_tokens: int, env) -> float:
+def time_runner_cli(items_path: Path, model_dir: Path, batch_tokens: int, env,
+                    device: str = "cpu", extra=()) -> float:
     """``python -m scalingfit.runner.cli run`` wall time, startup included (like the harness)."""
     with tempfile.TemporaryDirectory() as out:
         cmd = [sys.executable, "-m", "scalingfit.runner.cli", "run", "--task", str(items_path),
-               "--models", str(model_dir), "--out", out, "--device", "cpu", "--no-progress"]
+               "--models", str(model_dir), "--out", out, "--device", device, "--no-progress",
+               *extra]
         cmd += ["--batch-tokens", str(batch_tokens)] if batch_tokens else []
         start = time.perf_counter()
         subprocess.run(cmd, env={**env, "PYTHONPATH": str(ROOT)}, check=True,
@@ -174,15 +179,15 @@ def time_naive(items: pd.DataFrame, model_dir: Path):
 
 
 def time_harness(lm_eval: Path, items_path: Path, model_dir: Path, workdir: Path,
-                 batch_size: int, env):
+                 batch_size, env, device: str = "cpu", dtype: str = "float32"):
     """Run lm-eval on the items as a custom task; returns (seconds, samples DataFrame)."""
     taskdir = workdir / "harness_task"
     taskdir.mkdir(exist_ok=True)
     (taskdir / f"{TASK_NAME}.yaml").write_text(YAML.format(name=TASK_NAME, data=items_path))
     out = workdir / f"harness_out_bs{batch_size}"
     cmd = [str(lm_eval), "run", "--model", "hf", "--model_args",
-           f"pretrained={model_dir},dtype=float32", "--include_path", str(taskdir),
-           "--tasks", TASK_NAME, "--device", "cpu", "--batch_size", str(batch_size),
+           f"pretrained={model_dir},dtype={dtype}", "--include_path", str(taskdir),
+           "--tasks", TASK_NAME, "--device", device, "--batch_size", str(batch_size),
            "--log_samples", "--output_path", str(out)]
     start = time.perf_counter()
     proc = subprocess.run(cmd, env={**env, "HF_DATASETS_OFFLINE": "1"}, capture_output=True,
@@ -233,29 +238,32 @@ def main(argv=None) -> int:
 
     secs, table = time_runner(items, model_dir, args.batch_tokens)
     record("runner (in-process, load included)", secs)
-    record("runner (CLI, process start included)",
-           time_runner_cli(items_path, model_dir, args.batch_tokens, env))
     naive_items = items.head(args.naive_n) if args.naive_n else items
     secs, _ = time_naive(naive_items, model_dir)
     record(f"naive loop (in-process, {len(naive_items)} items)", secs, len(naive_items))
-    harness_times = {}
-    if args.lm_eval.exists():
-        for bs in args.harness_batch_size:
-            secs, samples = time_harness(args.lm_eval, items_path, model_dir, workdir, bs, env)
-            harness_times[bs] = secs
-            record(f"lm-eval harness (CLI, batch_size={bs})", secs)
-            print(f"  harness vs runner: {compare(table, samples)}", flush=True)
-    else:
+    if not args.lm_eval.exists():
         print(f"note: {args.lm_eval} not found; harness skipped (python3 -m venv venv-lmeval "
               "&& venv-lmeval/bin/pip install torch==2.13.0 'lm-eval[hf]', then --lm-eval "
               "venv-lmeval/bin/lm-eval)")
-    runner_cli = results["runner (CLI, process start included)"]
+    cli_times, harness_times = [], {bs: [] for bs in args.harness_batch_size}
+    for _ in range(args.repeat):  # alternate, so that both see the same drift in load
+        cli_times.append(time_runner_cli(items_path, model_dir, args.batch_tokens, env))
+        record("runner (CLI, process start included)", cli_times[-1])
+        for bs in args.harness_batch_size if args.lm_eval.exists() else []:
+            secs, samples = time_harness(args.lm_eval, items_path, model_dir, workdir, bs, env)
+            harness_times[bs].append(secs)
+            record(f"lm-eval harness (CLI, batch_size={bs})", secs)
+            print(f"  harness vs runner: {compare(table, samples)}", flush=True)
     runner = results["runner (in-process, load included)"]
     naive = next(v for k, v in results.items() if k.startswith("naive"))
     print(f"\nspeed-up of the runner over the naive loop: {naive / runner:.1f}x")
-    if harness_times:
-        best = min(harness_times.values())
-        print(f"speed-up of the runner CLI over the fastest harness run: {best / runner_cli:.2f}x")
+    if any(harness_times.values()):
+        runner_cli = float(np.median(cli_times))
+        best = min(float(np.median(v)) for v in harness_times.values())
+        pairs = [h / r for r, h in zip(cli_times, min(harness_times.values(), key=np.median))]
+        print(f"speed-up of the runner CLI over the fastest harness run (medians of "
+              f"{args.repeat}): {best / runner_cli:.2f}x; per repeat: "
+              f"{', '.join(f'{x:.2f}x' for x in pairs)}")
     print(f"(work directory: {workdir})")
     return 0
 

@@ -179,12 +179,12 @@ def time_naive(items: pd.DataFrame, model_dir: Path):
 
 
 def time_harness(lm_eval: Path, items_path: Path, model_dir: Path, workdir: Path,
-                 batch_size, env, device: str = "cpu", dtype: str = "float32"):
+                 batch_size, env, device: str = "cpu", dtype: str = "float32", run: int = 0):
     """Run lm-eval on the items as a custom task; returns (seconds, samples DataFrame)."""
     taskdir = workdir / "harness_task"
     taskdir.mkdir(exist_ok=True)
     (taskdir / f"{TASK_NAME}.yaml").write_text(YAML.format(name=TASK_NAME, data=items_path))
-    out = workdir / f"harness_out_bs{batch_size}"
+    out = workdir / f"harness_out_bs{batch_size}_run{run}"
     cmd = [str(lm_eval), "run", "--model", "hf", "--model_args",
            f"pretrained={model_dir},dtype={dtype}", "--include_path", str(taskdir),
            "--tasks", TASK_NAME, "--device", device, "--batch_size", str(batch_size),
@@ -246,11 +246,12 @@ def main(argv=None) -> int:
               "&& venv-lmeval/bin/pip install torch==2.13.0 'lm-eval[hf]', then --lm-eval "
               "venv-lmeval/bin/lm-eval)")
     cli_times, harness_times = [], {bs: [] for bs in args.harness_batch_size}
-    for _ in range(args.repeat):  # alternate, so that both see the same drift in load
+    for run in range(args.repeat):  # alternate, so that both see the same drift in load
         cli_times.append(time_runner_cli(items_path, model_dir, args.batch_tokens, env))
         record("runner (CLI, process start included)", cli_times[-1])
         for bs in args.harness_batch_size if args.lm_eval.exists() else []:
-            secs, samples = time_harness(args.lm_eval, items_path, model_dir, workdir, bs, env)
+            secs, samples = time_harness(args.lm_eval, items_path, model_dir, workdir, bs, env,
+                                         run=run)
             harness_times[bs].append(secs)
             record(f"lm-eval harness (CLI, batch_size={bs})", secs)
             print(f"  harness vs runner: {compare(table, samples)}", flush=True)

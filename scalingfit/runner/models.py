@@ -18,7 +18,8 @@ from pathlib import Path
 from ..exceptions import DataValidationError
 
 __all__ = ["ModelSpec", "parse_model", "check_model", "check_devices", "load_model",
-           "load_tokenizer", "resolve_device", "resolve_dtype", "resolve_commit", "versions"]
+           "load_tokenizer", "resolve_device", "resolve_dtype", "resolve_commit", "versions",
+           "fuse_activations"]
 
 _DTYPES = ("float32", "float16", "bfloat16", "float64")
 #: hub ids: ``name`` or ``owner/name`` (huggingface_hub's repo-id rules)
@@ -277,6 +278,26 @@ def model_devices(model, device: str) -> str:
         return str(next(model.parameters()).device)
     named = sorted({f"cuda:{d}" if isinstance(d, int) else str(d) for d in placement.values()})
     return ",".join(named)
+
+
+def fuse_activations(model) -> int:
+    """Swap GPT-2's ``gelu_new`` (``NewGELUActivation``, five element-wise kernels written in
+    Python) for PyTorch's fused ``gelu(approximate="tanh")``: the same function (they differ by
+    float rounding, ~2e-7), about 10% faster on CPU for GPT-2-architecture models. Other
+    activations are left alone. Returns the number of modules swapped."""
+    from transformers import activations
+
+    old, new = getattr(activations, "NewGELUActivation", None), getattr(
+        activations, "GELUTanh", None) or getattr(activations, "PytorchGELUTanh", None)
+    if old is None or new is None:
+        return 0
+    swapped = 0
+    for parent in model.modules():
+        for name, child in list(parent.named_children()):
+            if type(child) is old:
+                setattr(parent, name, new())
+                swapped += 1
+    return swapped
 
 
 def input_device(model):

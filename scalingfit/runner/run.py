@@ -225,13 +225,14 @@ class _Loaded:
         if self.spec == spec:
             return self
         self.unload()
-        from .models import model_devices, resolve_device, versions
+        from .models import fuse_activations, model_devices, resolve_device, versions
 
         options = self.options
         device = resolve_device(self.device or options.device)
         self.model, self.tokenizer = _models.load_model(
             spec, device=device, dtype=options.dtype, device_map=options.device_map,
             max_memory=self.max_memory, trust_remote_code=options.trust_remote_code)
+        fuse_activations(self.model)
         self.spec, self.device_name = spec, model_devices(self.model, device)
         self.commits[spec.name] = resolve_commit(spec, self.model) or self.commits.get(
             spec.name)

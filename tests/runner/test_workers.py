@@ -114,6 +114,30 @@ def test_kill_9_of_one_worker_then_rerun_matches_clean(setup, tmp_path):
     _same(read_results_dir(out), reference)
 
 
+def test_both_workers_die_mid_job_then_rerun_matches_clean(setup, tmp_path):
+    """Each of two workers exits (as a kill) after 3 stored batches: the run fails naming the
+    workers and the unfinished jobs; the re-run completes exactly."""
+    tasks, models, reference = setup
+    out = tmp_path / "out"
+    proc = cli(_args(tasks, models, out, "--devices", "cpu,cpu"),
+               {"SCALINGFIT_RUNNER_EXIT_AFTER_BATCHES": "3"})
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "exited with code 75" in proc.stderr and "job(s) unfinished" in proc.stderr
+    assert 0 < len(read_results_dir(out, include_partial=True)) < len(reference)
+    rerun = cli(_args(tasks, models, out, "--devices", "cpu,cpu"))
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    _same(read_results_dir(out), reference)
+    assert not list((out / ".partial").iterdir())
+
+
+def test_temporary_names_are_unique_per_process(tmp_path):
+    from scalingfit.runner.store import _unique_tmp
+
+    final = tmp_path / "m+t.parquet"
+    names = {_unique_tmp(final).name for _ in range(3)}
+    assert len(names) == 3 and all(f".{os.getpid()}." in n for n in names)
+
+
 def test_lock_is_exclusive_and_released(tmp_path):
     a, b = JobLock(tmp_path / "j.lock", 60), JobLock(tmp_path / "j.lock", 60)
     assert a.acquire() and not b.acquire()

@@ -8,7 +8,13 @@ harness is checked against the runner's.
 Usage::
 
     python benchmarks/bench_runner.py                      # 500 items of the default task
-    python benchmarks/bench_runner.py --task my.csv --n 200 --lm-eval /path/to/lm-eval
+    python benchmarks/bench_runner.py --task my.csv --n 200 --lm-eval /path/to/bin/lm-eval
+    SCALINGFIT_LM_EVAL=/path/to/bin/lm-eval python benchmarks/bench_runner.py
+
+The default task is ``../shared/isp-task-data/python_builtins_swap.csv`` relative to the
+repository root; the harness is ``--lm-eval``, else ``$SCALINGFIT_LM_EVAL``, else ``lm-eval`` on
+the PATH (install it in its own virtualenv: ``python3 -m venv venv-lmeval &&
+venv-lmeval/bin/pip install torch==2.13.0 'lm-eval[hf]'``).
 
 The task file is prize-format CSV/JSONL (prompt, classes, answer_index); class order is shuffled
 (seeded) since some files always put the answer in the same position. If the file is absent, a
@@ -20,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,8 +37,13 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_TASK = Path("/work/shared/isp-task-data/python_builtins_swap.csv")
-DEFAULT_LM_EVAL = Path("/work/venv-lmeval/bin/lm-eval")
+DEFAULT_TASK = ROOT.parent / "shared" / "isp-task-data" / "python_builtins_swap.csv"
+LM_EVAL_ENV = "SCALINGFIT_LM_EVAL"
+
+
+def default_lm_eval() -> Path:
+    """``$SCALINGFIT_LM_EVAL``, else ``lm-eval`` on the PATH (may not exist: then skipped)."""
+    return Path(os.environ.get(LM_EVAL_ENV) or shutil.which("lm-eval") or "lm-eval")
 TASK_NAME = "scalingfit_bench"
 YAML = """task: {name}
 dataset_path: json
@@ -53,8 +65,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", type=Path, default=DEFAULT_TASK)
     parser.add_argument("--n", type=int, default=500, help="number of items")
-    parser.add_argument("--lm-eval", type=Path, default=DEFAULT_LM_EVAL,
-                        help="lm-eval executable of a separate virtualenv")
+    parser.add_argument("--lm-eval", type=Path, default=None,
+                        help=f"lm-eval executable of a separate virtualenv (default: "
+                             f"${LM_EVAL_ENV}, else lm-eval on the PATH)")
     parser.add_argument("--harness-batch-size", type=int, nargs="+", default=[1])
     parser.add_argument("--batch-tokens", type=int, default=None,
                         help="runner batch budget (default: the runner's CPU default)")
@@ -63,6 +76,9 @@ def parse_args(argv=None):
                         help="items for the naive loop (its rate is per item; 0: all)")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="time the runner CLI and the harness alternately this many times "
+                             "(a shared machine's load drifts; the ratio uses the medians)")
     return parser.parse_args(argv)
 
 
@@ -134,11 +150,13 @@ def time_runner(items: pd.DataFrame, model_dir: Path, batch_tokens: int):
     return time.perf_counter() - start, table
 
 
-def time_runner_cli(items_path: Path, model_dir: Path, batch_tokens: int, env) -> float:
+def time_runner_cli(items_path: Path, model_dir: Path, batch_tokens: int, env,
+                    device: str = "cpu", extra=()) -> float:
     """``python -m scalingfit.runner.cli run`` wall time, startup included (like the harness)."""
     with tempfile.TemporaryDirectory() as out:
         cmd = [sys.executable, "-m", "scalingfit.runner.cli", "run", "--task", str(items_path),
-               "--models", str(model_dir), "--out", out, "--device", "cpu", "--no-progress"]
+               "--models", str(model_dir), "--out", out, "--device", device, "--no-progress",
+               *extra]
         cmd += ["--batch-tokens", str(batch_tokens)] if batch_tokens else []
         start = time.perf_counter()
         subprocess.run(cmd, env={**env, "PYTHONPATH": str(ROOT)}, check=True,
@@ -151,7 +169,7 @@ def time_naive(items: pd.DataFrame, model_dir: Path):
     sys.path.insert(0, str(ROOT / "tests" / "runner"))
     from naive import naive_logprob
 
-    from scalingfit.runner.scoring import load_model
+    from scalingfit.runner.models import load_model
 
     start = time.perf_counter()
     model, tok = load_model(str(model_dir))
@@ -161,15 +179,15 @@ def time_naive(items: pd.DataFrame, model_dir: Path):
 
 
 def time_harness(lm_eval: Path, items_path: Path, model_dir: Path, workdir: Path,
-                 batch_size: int, env):
+                 batch_size, env, device: str = "cpu", dtype: str = "float32", run: int = 0):
     """Run lm-eval on the items as a custom task; returns (seconds, samples DataFrame)."""
     taskdir = workdir / "harness_task"
     taskdir.mkdir(exist_ok=True)
     (taskdir / f"{TASK_NAME}.yaml").write_text(YAML.format(name=TASK_NAME, data=items_path))
-    out = workdir / f"harness_out_bs{batch_size}"
+    out = workdir / f"harness_out_bs{batch_size}_run{run}"
     cmd = [str(lm_eval), "run", "--model", "hf", "--model_args",
-           f"pretrained={model_dir},dtype=float32", "--include_path", str(taskdir),
-           "--tasks", TASK_NAME, "--device", "cpu", "--batch_size", str(batch_size),
+           f"pretrained={model_dir},dtype={dtype}", "--include_path", str(taskdir),
+           "--tasks", TASK_NAME, "--device", device, "--batch_size", str(batch_size),
            "--log_samples", "--output_path", str(out)]
     start = time.perf_counter()
     proc = subprocess.run(cmd, env={**env, "HF_DATASETS_OFFLINE": "1"}, capture_output=True,
@@ -195,6 +213,7 @@ def compare(table: pd.DataFrame, harness: pd.DataFrame) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    args.lm_eval = args.lm_eval or default_lm_eval()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     import torch
@@ -219,28 +238,33 @@ def main(argv=None) -> int:
 
     secs, table = time_runner(items, model_dir, args.batch_tokens)
     record("runner (in-process, load included)", secs)
-    record("runner (CLI, process start included)",
-           time_runner_cli(items_path, model_dir, args.batch_tokens, env))
     naive_items = items.head(args.naive_n) if args.naive_n else items
     secs, _ = time_naive(naive_items, model_dir)
     record(f"naive loop (in-process, {len(naive_items)} items)", secs, len(naive_items))
-    harness_times = {}
-    if args.lm_eval.exists():
-        for bs in args.harness_batch_size:
-            secs, samples = time_harness(args.lm_eval, items_path, model_dir, workdir, bs, env)
-            harness_times[bs] = secs
+    if not args.lm_eval.exists():
+        print(f"note: {args.lm_eval} not found; harness skipped (python3 -m venv venv-lmeval "
+              "&& venv-lmeval/bin/pip install torch==2.13.0 'lm-eval[hf]', then --lm-eval "
+              "venv-lmeval/bin/lm-eval)")
+    cli_times, harness_times = [], {bs: [] for bs in args.harness_batch_size}
+    for run in range(args.repeat):  # alternate, so that both see the same drift in load
+        cli_times.append(time_runner_cli(items_path, model_dir, args.batch_tokens, env))
+        record("runner (CLI, process start included)", cli_times[-1])
+        for bs in args.harness_batch_size if args.lm_eval.exists() else []:
+            secs, samples = time_harness(args.lm_eval, items_path, model_dir, workdir, bs, env,
+                                         run=run)
+            harness_times[bs].append(secs)
             record(f"lm-eval harness (CLI, batch_size={bs})", secs)
             print(f"  harness vs runner: {compare(table, samples)}", flush=True)
-    else:
-        print(f"note: {args.lm_eval} not found; harness skipped "
-              "(python3 -m venv /work/venv-lmeval; pip install torch lm-eval[hf])")
-    runner_cli = results["runner (CLI, process start included)"]
     runner = results["runner (in-process, load included)"]
     naive = next(v for k, v in results.items() if k.startswith("naive"))
     print(f"\nspeed-up of the runner over the naive loop: {naive / runner:.1f}x")
-    if harness_times:
-        best = min(harness_times.values())
-        print(f"speed-up of the runner CLI over the fastest harness run: {best / runner_cli:.2f}x")
+    if any(harness_times.values()):
+        runner_cli = float(np.median(cli_times))
+        best = min(float(np.median(v)) for v in harness_times.values())
+        pairs = [h / r for r, h in zip(cli_times, min(harness_times.values(), key=np.median))]
+        print(f"speed-up of the runner CLI over the fastest harness run (medians of "
+              f"{args.repeat}): {best / runner_cli:.2f}x; per repeat: "
+              f"{', '.join(f'{x:.2f}x' for x in pairs)}")
     print(f"(work directory: {workdir})")
     return 0
 

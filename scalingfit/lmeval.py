@@ -4,7 +4,7 @@ The harness writes, per model, ``<output_path>/<model>/samples_<task>_<timestamp
 line per document) next to ``results_<timestamp>.json`` (model name and parameter count). For
 multiple-choice tasks each line holds ``doc_id``, ``target``, ``acc`` and, in
 ``filtered_resps``, one ``[loglikelihood, is_greedy]`` pair per choice. This module needs
-neither torch nor transformers.
+neither torch, transformers nor the runner.
 """
 
 from __future__ import annotations
@@ -18,9 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from .exceptions import DataValidationError
-from .runner.families import load_model_families, lookup_model
-from .runner.store import to_frame
-from .runner.tasks import class_stats
+from .records import class_stats, to_frame
+from .registry import load_model_families, lookup_model
 
 __all__ = ["read_lm_eval_samples"]
 
@@ -44,7 +43,7 @@ def read_lm_eval_samples(path, *, model: str | None = None, family: str | None =
         Parameter count, or ``{model: count}``. Default: the registry's, else the harness's
         ``model_num_parameters``.
     registry : pandas.DataFrame, optional
-        Model-family registry; default :func:`scalingfit.runner.load_model_families`.
+        Model-family registry; default :func:`scalingfit.registry.load_model_families`.
 
     Returns
     -------

@@ -1,17 +1,23 @@
-"""Resumable result storage: one Parquet file per model, written atomically.
+"""Resumable result storage: one Parquet table per (model, task), written atomically.
 
 Layout of an output directory ``OUT``::
 
-    OUT/<safe-model-name>.parquet        finished rows of a model (any number of tasks)
-    OUT/.partial/<safe-model-name>.jsonl rows of finished batches of a model still running
+    OUT/<model>+<task>.parquet        finished rows of one model on one task
+    OUT/<model>+<task>.json           provenance of that table (commit, versions, wall time)
+    OUT/.partial/<model>+<task>.jsonl rows of finished batches of a job still running
+    OUT/.locks/<model>+<task>.lock    held by the worker scoring that job (see ``jobs.py``)
 
-Every scored batch is appended to the partial file and flushed to disk, so a killed run loses at
-most the batch in flight. A kill that lands mid-write leaves a torn last line without its newline;
-the next append first cuts the file back to its last complete line, so the torn row (whose
-example is re-scored) never swallows the rows after it. When a model finishes, its partial rows are
-merged into its Parquet file (written to a temporary file, then ``os.replace``) and the partial
-file is removed. Rows are keyed by ``(task, example_id)``: a re-run skips the keys already stored
-and never duplicates them.
+(``<model>`` and ``<task>`` are file-name-safe spellings; ``+`` never occurs in them.) Every
+scored batch is appended to the partial file and flushed to disk, so a killed run loses at most
+the batch in flight. A kill mid-write leaves a torn last line without its newline; the next
+append first cuts the file back to its last complete line. When a job finishes, its partial rows
+are merged into its Parquet file (written to a temporary file with a name unique to the
+process, then ``os.replace``) and the partial file is removed.
+
+Rows are keyed by ``(example_id, item_hash)``, where ``item_hash`` is a hash of the item's
+content, and carry the model's resolved commit: a re-run skips the keys already stored with the
+same commit, scores an item edited in place again, and drops the rows of items that left the
+task when the table is written.
 """
 
 from __future__ import annotations
@@ -19,111 +25,149 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
+import uuid
 import warnings
 from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["ResultStore", "read_results_dir", "safe_name", "COLUMNS"]
+from ..exceptions import DataValidationError
+from ..records import COLUMNS, conform, to_frame
 
-#: canonical per-example columns and their dtypes, in output order
-COLUMNS = {
-    "family": "string", "model": "string", "n_params": "int64", "n_params_source": "string",
-    "flops": "float64", "task": "string", "example_id": "string", "score": "float64",
-    "metric": "string", "n_classes": "Int64", "loss": "float64", "logprob_correct": "float64",
-    "coverage": "float64", "correct": "boolean", "correct_per_token": "boolean",
-    "logodds_diff": "float64", "class_logprobs": "string", "class_ntokens": "string",
-    "other_class_logprobs": "string", "other_class_ntokens": "string",
-}
-_KEY = ["task", "example_id"]
+__all__ = ["ResultStore", "read_results_dir", "read_run_info", "safe_name", "job_name",
+           "COLUMNS"]
+
+_KEY = ["example_id", "item_hash"]
 
 
 def safe_name(model: str) -> str:
-    """File-name-safe model name: ``EleutherAI/pythia-70m`` -> ``EleutherAI__pythia-70m``."""
+    """File-name-safe name: ``EleutherAI/pythia-70m`` -> ``EleutherAI__pythia-70m``."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", model.replace("/", "__"))
 
 
-def to_frame(rows) -> pd.DataFrame:
-    """Canonical DataFrame from row dicts (missing columns become NA)."""
-    frame = pd.DataFrame.from_records(list(rows), columns=list(COLUMNS))
-    return frame.astype(COLUMNS)
+def job_name(model: str, task: str) -> str:
+    """File stem of a (model, task) table; ``+`` separates the two safe names."""
+    return f"{safe_name(model)}+{safe_name(task)}"
 
 
-def _conform(frame: pd.DataFrame) -> pd.DataFrame:
-    """A stored frame with the canonical columns (files written before a column was added get
-    it as NA) in canonical order, then any others."""
-    extra = [c for c in frame.columns if c not in COLUMNS]
-    frame = frame.reindex(columns=list(COLUMNS) + extra)
-    return frame.astype(COLUMNS)
+def _unique_tmp(path: Path) -> Path:
+    """A temporary name next to ``path`` that no other process uses."""
+    tag = f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    return path.with_name(f".{path.name}.{tag}.tmp")
+
+
+def _write_atomic(path: Path, write) -> None:
+    tmp = _unique_tmp(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class ResultStore:
-    """Per-model Parquet files plus append-only partial files in one directory.
+    """Per-(model, task) Parquet tables plus append-only partial files in one directory.
 
     Parameters
     ----------
     path : str or pathlib.Path
         Output directory; created if missing.
+
+    Raises
+    ------
+    DataValidationError
+        ``path`` is a file, or a directory this process cannot write to.
     """
 
     def __init__(self, path):
         self.path = Path(path)
+        check_out(self.path)
         self.partial_dir = self.path / ".partial"
-        self.partial_dir.mkdir(parents=True, exist_ok=True)
+        self.lock_dir = self.path / ".locks"
+        for folder in (self.path, self.partial_dir, self.lock_dir):
+            folder.mkdir(parents=True, exist_ok=True)
 
-    def final_path(self, model: str) -> Path:
-        return self.path / f"{safe_name(model)}.parquet"
+    def final_path(self, model: str, task: str) -> Path:
+        return self.path / f"{job_name(model, task)}.parquet"
 
-    def partial_path(self, model: str) -> Path:
-        return self.partial_dir / f"{safe_name(model)}.jsonl"
+    def info_path(self, model: str, task: str) -> Path:
+        return self.path / f"{job_name(model, task)}.json"
 
-    def read(self, model: str) -> pd.DataFrame:
-        """All stored rows of ``model``: finished first, then partial, without duplicate keys."""
-        final = self.final_path(model)
-        frames = [_conform(pd.read_parquet(final))] if final.exists() else []
-        frames.append(to_frame(_read_jsonl(self.partial_path(model))))
+    def partial_path(self, model: str, task: str) -> Path:
+        return self.partial_dir / f"{job_name(model, task)}.jsonl"
+
+    def lock_path(self, model: str, task: str) -> Path:
+        return self.lock_dir / f"{job_name(model, task)}.lock"
+
+    def read(self, model: str, task: str, commit: str | None = None) -> pd.DataFrame:
+        """Stored rows of one job (finished, then partial; the newest of a key wins). With
+        ``commit``, only rows scored with that model commit."""
+        final = self.final_path(model, task)
+        frames = [conform(pd.read_parquet(final))] if final.exists() else []
+        frames.append(to_frame(_read_jsonl(self.partial_path(model, task))))
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-        return frame.drop_duplicates(_KEY, keep="first").reset_index(drop=True)
+        if commit is not None:
+            frame = frame[frame["model_commit"].fillna("") == commit]
+        return frame.drop_duplicates(_KEY, keep="last").reset_index(drop=True)
 
-    def done(self, model: str, task: str) -> set:
-        """Example ids of ``task`` already stored for ``model``."""
-        frame = self.read(model)
-        return set(frame.loc[frame["task"] == task, "example_id"])
+    def done(self, model: str, task: str, commit: str | None = None) -> set:
+        """``(example_id, item_hash)`` keys stored for one job (with ``commit``, if given)."""
+        frame = self.read(model, task, commit)
+        return set(zip(frame["example_id"], frame["item_hash"]))
 
-    def append(self, model: str, rows) -> None:
-        """Append the rows of one finished batch to the model's partial file, durably.
+    def append(self, model: str, task: str, rows) -> None:
+        """Append the rows of one finished batch to the job's partial file, durably.
 
         A torn last line (a run killed mid-write) is cut off first, so that the new rows start
         on a line of their own instead of joining it.
         """
-        path = self.partial_path(model)
+        path = self.partial_path(model, task)
         _drop_torn_tail(path)
         with path.open("a", encoding="utf-8") as fh:
             fh.write("".join(json.dumps(row) + "\n" for row in rows))
             fh.flush()
             os.fsync(fh.fileno())
 
-    def finalize(self, model: str, order=None) -> pd.DataFrame:
-        """Merge partial rows into the model's Parquet file atomically; return all its rows.
+    def finalize(self, model: str, task: str, keys, commit: str | None = None,
+                 info: dict | None = None) -> pd.DataFrame:
+        """Write the job's table atomically: the rows of ``keys`` (in that order) only.
 
         Parameters
         ----------
-        order : dict, optional
-            ``{(task, example_id): position}`` used to sort rows (others keep their place).
+        keys : list of (example_id, item_hash)
+            The task's current items; stored rows of other keys (edited or removed items)
+            are dropped.
+        commit : str, optional
+            Keep only rows scored with this model commit.
+        info : dict, optional
+            Provenance, written to the job's ``.json`` file.
         """
-        frame = self.read(model)
-        if not self.partial_path(model).exists():
-            return frame  # nothing new: the Parquet file is already final
-        if order:
-            rank = [order.get(key, -1) for key in zip(frame["task"], frame["example_id"])]
-            frame = (frame.assign(_rank=rank).sort_values(["task", "_rank"], kind="stable")
-                     .drop(columns="_rank").reset_index(drop=True))
-        final = self.final_path(model)
-        tmp = final.with_name(final.name + ".tmp")
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, final)
-        self.partial_path(model).unlink(missing_ok=True)
+        stored = self.read(model, task, commit)
+        rank = {key: i for i, key in enumerate(keys)}
+        position = [rank.get(k, -1) for k in zip(stored["example_id"], stored["item_hash"])]
+        frame = (stored.assign(_rank=position).query("_rank >= 0").sort_values("_rank")
+                 .drop(columns="_rank").reset_index(drop=True))
+        final, partial = self.final_path(model, task), self.partial_path(model, task)
+        if partial.exists() or not final.exists() or len(frame) != len(stored):
+            _write_atomic(final, lambda tmp: frame.to_parquet(tmp, index=False))
+        if info is not None:
+            _write_atomic(self.info_path(model, task),
+                          lambda tmp: tmp.write_text(json.dumps(info, indent=1, default=str)))
+        partial.unlink(missing_ok=True)
         return frame
+
+
+def check_out(path: Path) -> None:
+    """Refuse an output path that is a file or cannot be written."""
+    if path.exists() and not path.is_dir():
+        raise DataValidationError(
+            f"--out {str(path)!r} is a file; give a directory (it is created if missing).")
+    existing = next((p for p in [path, *path.parents] if p.exists()), None)
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise DataValidationError(
+            f"--out {str(path)!r} is not writable ({str(existing)!r} does not allow this user "
+            "to create files); choose another directory.")
 
 
 def _drop_torn_tail(path: Path) -> None:
@@ -188,7 +232,7 @@ def read_results_dir(path, *, include_partial: bool = False) -> pd.DataFrame:
     path : str or pathlib.Path
         Directory written by :func:`scalingfit.runner.evaluate` or ``scalingfit run``.
     include_partial : bool, default False
-        Also return rows of models whose run has not finished.
+        Also return rows of jobs whose run has not finished.
 
     Returns
     -------
@@ -196,10 +240,26 @@ def read_results_dir(path, *, include_partial: bool = False) -> pd.DataFrame:
         The canonical columns (:data:`COLUMNS`), one row per model x task x example.
     """
     path = Path(path)
-    frames = [_conform(pd.read_parquet(f)) for f in sorted(path.glob("*.parquet"))]
+    frames = [conform(pd.read_parquet(f)) for f in sorted(path.glob("*.parquet"))]
     if include_partial:
         frames += [to_frame(_read_jsonl(f)) for f in sorted(path.glob(".partial/*.jsonl"))]
     if not frames:
         return to_frame([])
     frame = pd.concat(frames, ignore_index=True)
-    return frame.drop_duplicates(["model"] + _KEY, keep="first").reset_index(drop=True)
+    return frame.drop_duplicates(["model", "task", "example_id"], keep="first").reset_index(
+        drop=True)
+
+
+def read_run_info(path) -> pd.DataFrame:
+    """Provenance of every finished (model, task) table of an output directory.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per table: ``model``, ``task``, ``revision``, ``model_commit``, ``dtype``,
+        ``devices``, ``batch_tokens``, ``batch_tokens_final``, ``torch_version``,
+        ``transformers_version``, ``chat_template``, ``n_examples``, ``n_scored``,
+        ``wall_seconds``, ``examples_per_second``, ``host``, ``finished_at``.
+    """
+    records = [json.loads(f.read_text()) for f in sorted(Path(path).glob("*+*.json"))]
+    return pd.DataFrame.from_records(records)

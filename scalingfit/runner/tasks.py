@@ -13,6 +13,7 @@ the same number that becomes its ``example_id`` unless the task has an ``id`` co
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import warnings
 from dataclasses import dataclass
@@ -22,8 +23,9 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import DataValidationError
+from ..records import class_stats
 
-__all__ = ["Task", "TaskType", "load_task", "TASK_TYPES"]
+__all__ = ["Task", "TaskType", "load_task", "load_tasks", "item_hashes", "TASK_TYPES"]
 
 
 def _classification_requests(ex) -> list[tuple[str, list[str]]]:
@@ -36,15 +38,6 @@ def _sequence_requests(ex) -> list[tuple[str, list[str]]]:
 
 def _logodds_requests(ex) -> list[tuple[str, list[str]]]:
     return [(ex.prompt, list(ex.classes)), (ex.other_prompt, list(ex.classes))]
-
-
-def class_stats(logprobs, answer: int) -> dict:
-    """Prize classification metrics from summed class log-probs (natural log)."""
-    lp = np.asarray(logprobs, dtype=float)
-    total = np.logaddexp.reduce(lp)
-    correct = bool(np.argmax(lp) == answer)
-    return {"loss": float(total - lp[answer]), "logprob_correct": float(lp[answer]),
-            "coverage": float(np.exp(total)), "correct": correct}
 
 
 def _classification_metrics(ex, scored) -> dict:
@@ -184,6 +177,59 @@ def load_task(source, *, task_type: str | None = None, name: str | None = None,
     return Task(name=name or default_name, type=task_type, examples=examples)
 
 
+def load_tasks(sources, *, task_type: str | None = None, split: str = "train") -> list[Task]:
+    """Read and validate several tasks: files, directories of task files, tables or ids.
+
+    Parameters
+    ----------
+    sources : str, pathlib.Path, pandas.DataFrame, Task, or a list of them
+        A directory stands for every ``.csv`` / ``.jsonl`` / ``.json`` file directly in it, in
+        name order.
+    task_type, split
+        As in :func:`load_task`, for every task.
+
+    Returns
+    -------
+    list of Task
+        In the order given. Every task is validated before this returns.
+
+    Raises
+    ------
+    DataValidationError
+        A task is malformed, a directory holds no task file, or two tasks share a name.
+    """
+    if isinstance(sources, (str, Path, pd.DataFrame, Task)):
+        sources = [sources]
+    tasks = [load_task(s, task_type=task_type, split=split) for s in _expand(sources)]
+    if not tasks:
+        raise DataValidationError("no tasks given; pass at least one task file or directory.")
+    seen: dict[str, int] = {}
+    for i, task in enumerate(tasks):
+        if task.name in seen:
+            raise DataValidationError(
+                f"two tasks are both named {task.name!r} (task {seen[task.name]} and task {i}): "
+                "task names key the output tables; rename one file.")
+        seen[task.name] = i
+    return tasks
+
+
+def _expand(sources) -> list:
+    """Sources with each directory replaced by its task files, in name order."""
+    out = []
+    for source in sources:
+        if isinstance(source, (str, Path)) and Path(source).is_dir():
+            files = sorted(p for p in Path(source).iterdir()
+                           if p.is_file() and p.suffix.lower() in _FILE_SUFFIXES)
+            if not files:
+                raise DataValidationError(
+                    f"task directory {str(source)!r} holds no task file "
+                    f"({', '.join(_FILE_SUFFIXES)}); give files or a directory of them.")
+            out += files
+        else:
+            out.append(source)
+    return out
+
+
 def _read_source(source, split: str) -> tuple[pd.DataFrame, str]:
     """Return the raw table and a default task name."""
     if isinstance(source, pd.DataFrame):
@@ -204,12 +250,38 @@ def _read_file(path: Path) -> pd.DataFrame:
     if suffix == ".csv":
         return pd.read_csv(path, dtype=object, keep_default_na=False)
     if suffix in (".jsonl", ".json"):
-        with path.open(encoding="utf-8") as fh:
-            records = [json.loads(line) for line in fh if line.strip()]
         # object columns: a row missing a key must not turn the others' ints into floats
-        return pd.DataFrame(records, dtype=object)
+        return pd.DataFrame(_read_json_lines(path), dtype=object)
     raise DataValidationError(
         f"task file {str(path)!r} has suffix {suffix!r}; expected one of {list(_FILE_SUFFIXES)}.")
+
+
+def _read_json_lines(path: Path) -> list[dict]:
+    """The JSON objects of a JSON-lines file; a line that is not one object is an error."""
+    records = []
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataValidationError(
+                    f"task file {str(path)!r} line {number}, column {err.colno}: not valid "
+                    f"JSON ({err.msg}); each line must be one JSON object such as "
+                    '{"prompt": "...", "classes": [" a", " b"], "answer_index": 0}.') from err
+            if not isinstance(record, dict):
+                raise DataValidationError(
+                    f"task file {str(path)!r} line {number}: expected a JSON object "
+                    f"({{\"prompt\": ...}}); got a JSON {_json_kind(record)}. Each line must be "
+                    "one object with the task's columns as keys.")
+            records.append(record)
+    return records
+
+
+def _json_kind(value) -> str:
+    return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number")
 
 
 def _read_hub_dataset(dataset_id: str, split: str) -> pd.DataFrame:
@@ -247,7 +319,19 @@ def _validate(frame: pd.DataFrame, task_type: str) -> pd.DataFrame:
         out["classes"] = [_classes(v, i, task_type) for i, v in enumerate(frame["classes"])]
         out["answer_index"] = [_answer_index(v, len(c), i) for i, (v, c) in
                                enumerate(zip(frame["answer_index"], out["classes"]))]
+    out["item_hash"] = item_hashes(out, task_type)
     return out
+
+
+def item_hashes(examples: pd.DataFrame, task_type: str) -> list[str]:
+    """Content hash of each example (its type's columns), part of the runner's resume key: an
+    item edited in place gets a new hash and is scored again."""
+    columns = [c for c in TASK_TYPES[task_type].columns if c in examples]
+    hashes = []
+    for values in zip(*(examples[c] for c in columns)):
+        payload = json.dumps([task_type, *values], ensure_ascii=False)
+        hashes.append(hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16])
+    return hashes
 
 
 def _example_ids(frame: pd.DataFrame) -> list[str]:
@@ -303,6 +387,12 @@ def _classes(value, row: int, task_type: str) -> list[str]:
     if not all(isinstance(c, str) and c for c in parsed):
         raise DataValidationError(
             f"task row {row}: every class must be a non-empty string; got {list(parsed)!r}.")
+    blank = [i for i, c in enumerate(parsed) if not c.strip()]
+    if blank:
+        raise DataValidationError(
+            f"task row {row}: class {blank[0]} is only whitespace ({parsed[blank[0]]!r}); "
+            "a class must hold text to score (the leading space goes in front of it, e.g. "
+            "\" yes\").")
     if task_type == "logodds" and len(parsed) != 2:
         raise DataValidationError(
             f"task row {row}: a logodds task needs exactly 2 classes; got {len(parsed)}.")

@@ -130,3 +130,54 @@ def logodds_task(tmp_path):
             {"prompt": "Paris is the capital of", "other_prompt": "Berlin is the capital of",
              "classes": [" France.", " Germany."], "answer_index": 0}]
     return write_jsonl(tmp_path / "lo.jsonl", rows)
+
+
+def cli(args, env_extra=None, wait=True, timeout=300):
+    """``python -m scalingfit.runner.cli run ARGS`` in a subprocess (Popen if not ``wait``)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(root), **(env_extra or {})}
+    cmd = [sys.executable, "-m", "scalingfit.runner.cli", "run", *map(str, args)]
+    if not wait:
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def fake_hub(root, revisions):
+    """A Hugging Face hub cache holding repo ``org/tiny`` with one snapshot per revision:
+    ``{"step1": model_dir, ...}``; returns ``(cache_dir, {revision: commit})``."""
+    import shutil
+    from pathlib import Path
+
+    repo = Path(root) / "hub" / "models--org--tiny"
+    commits = {}
+    for i, (revision, source) in enumerate(sorted(revisions.items()), start=1):
+        commit = f"{i:x}" * 40
+        shutil.copytree(source, repo / "snapshots" / commit)
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / revision).write_text(commit)
+        commits[revision] = commit
+    return Path(root) / "hub", commits
+
+
+JSON_LISTS = ("class_logprobs", "other_class_logprobs")
+
+
+def assert_same_scores(got, reference, tol=1e-5, ignore=("batch_tokens",)):
+    """Same rows, same keys, same values; scores to ``tol`` (batch composition changes float32
+    rounding), JSON log-prob lists parsed and compared to ``tol``."""
+    import numpy as np
+    import pandas as pd
+
+    keys = ["model", "task", "example_id"]
+    assert not got.duplicated(keys).any()
+    a = got.sort_values(keys).reset_index(drop=True).drop(columns=list(ignore))
+    b = reference.sort_values(keys).reset_index(drop=True).drop(columns=list(ignore))
+    for col in JSON_LISTS:
+        for x, y in zip(a.pop(col), b.pop(col)):
+            if isinstance(x, str) or isinstance(y, str):
+                np.testing.assert_allclose(json.loads(x), json.loads(y), atol=tol, rtol=0)
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=0, atol=tol)

@@ -43,7 +43,7 @@ def test_run_through_parser(model_dirs, tmp_path, capsys):
          "--out", str(tmp_path / "out"), "--device", "cpu", "--no-progress",
          "--family-label", "tiny"])
     assert args.func(args) == 0
-    assert "wrote 14 rows (2 models x 7 examples)" in capsys.readouterr().out
+    assert "wrote 14 rows (2 models x 1 tasks)" in capsys.readouterr().out
     table = read_results_dir(tmp_path / "out")
     assert set(table["family"]) == {"tiny"} and set(table["n_params_source"]) == {"counted"}
     assert table["n_params"].gt(0).all() and table["flops"].isna().all()
@@ -66,7 +66,7 @@ def test_python_dash_m(model_dirs, tmp_path):
          model_dirs["neox-32"], "--out", str(tmp_path / "o"), "--device", "cpu",
          "--no-progress"], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert len(pd.read_parquet(tmp_path / "o" / "neox-32.parquet")) == 7
+    assert len(pd.read_parquet(tmp_path / "o" / "neox-32+t.parquet")) == 7
 
 
 def test_registry_families_smallest_first():

@@ -156,3 +156,27 @@ def test_cli_fit_format_lm_eval_one_model_is_an_error(capsys):
 
     assert main(["fit", str(DATA), "--format", "lm-eval"]) == 2
     assert "tiny-gpt2" in capsys.readouterr().err
+
+
+def test_lmeval_imports_neither_the_runner_nor_torch():
+    """The log reader is part of the light core: a fresh interpreter importing it loads no
+    ``scalingfit.runner`` module, no torch and no transformers."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    code = ("import sys, scalingfit.lmeval, scalingfit.registry, scalingfit.records; "
+            "print(sorted(m for m in sys.modules if m.startswith('scalingfit.runner') "
+            "or m.split('.')[0] in ('torch', 'transformers')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_registry_lives_outside_the_runner():
+    from scalingfit import registry
+    from scalingfit.runner import family_models, load_model_families
+
+    assert load_model_families is registry.load_model_families
+    assert family_models("gpt2")[0] == "openai-community/gpt2"

@@ -13,7 +13,7 @@ import pytest
 from conftest import classification_rows, write_jsonl
 
 from scalingfit.runner import evaluate, read_results_dir
-from scalingfit.runner.store import safe_name
+from scalingfit.runner.store import job_name
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = ["model", "task", "example_id"]
@@ -52,9 +52,9 @@ def test_exit_mid_model_resumes_exactly(three_models, tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 75, err.decode()[-2000:]
     names = [Path(m).name for m in three_models]
-    assert (out / f"{names[0]}.parquet").exists()
-    assert not (out / f"{names[1]}.parquet").exists()
-    partial = out / ".partial" / f"{safe_name(names[1])}.jsonl"
+    assert (out / f"{job_name(names[0], 't')}.parquet").exists()
+    assert not (out / f"{job_name(names[1], 't')}.parquet").exists()
+    partial = out / ".partial" / f"{job_name(names[1], 't')}.jsonl"
     assert len(partial.read_text().splitlines()) == 3
     assert len(read_results_dir(out)) == 7
     assert len(read_results_dir(out, include_partial=True)) == 10
@@ -73,7 +73,7 @@ def test_sigkill_then_rerun_matches_uninterrupted(three_models, tmp_path):
     task = write_jsonl(tmp_path / "t.jsonl", classification_rows() * 20)
     out = tmp_path / "out"
     proc = _cli(task, three_models, out)
-    first = out / f"{Path(three_models[0]).name}.parquet"
+    first = out / f"{job_name(Path(three_models[0]).name, 't')}.parquet"
     deadline = time.monotonic() + 120
     while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -93,12 +93,12 @@ def test_rerun_of_finished_run_loads_nothing(three_models, tmp_path, monkeypatch
     """A finished model is skipped without loading it; its rows are returned unchanged."""
     task = write_jsonl(tmp_path / "t.jsonl", classification_rows())
     first = evaluate(task, three_models[:1], out=tmp_path, progress=False, device="cpu")
-    from scalingfit.runner import scoring
+    from scalingfit.runner import models
 
     def fail(*args, **kwargs):
         raise AssertionError("model loaded although all its examples are stored")
 
-    monkeypatch.setattr(scoring, "load_model", fail)
+    monkeypatch.setattr(models, "load_model", fail)
     again = evaluate(task, three_models[:1], out=tmp_path, progress=False, device="cpu")
     pd.testing.assert_frame_equal(first, again)
 
@@ -107,10 +107,11 @@ def test_torn_partial_line_is_ignored(tmp_path):
     from scalingfit.runner.store import ResultStore
 
     store = ResultStore(tmp_path)
-    store.append("m", [{"task": "t", "example_id": "0", "model": "m", "n_params": 1}])
-    with store.partial_path("m").open("a") as fh:
+    store.append("m", "t", [{"task": "t", "example_id": "0", "item_hash": "h", "model": "m",
+                             "n_params": 1}])
+    with store.partial_path("m", "t").open("a") as fh:
         fh.write('{"task": "t", "exam')
-    assert store.done("m", "t") == {"0"}
+    assert store.done("m", "t") == {("0", "h")}
 
 
 def test_append_after_torn_line_keeps_every_row(tmp_path):
@@ -119,16 +120,16 @@ def test_append_after_torn_line_keeps_every_row(tmp_path):
     from scalingfit.runner.store import ResultStore
 
     store = ResultStore(tmp_path)
-    row = {"task": "t", "model": "m", "n_params": 1, "score": 1.0}
-    store.append("m", [{**row, "example_id": "0"}])
-    with store.partial_path("m").open("a") as fh:
+    row = {"task": "t", "model": "m", "n_params": 1, "score": 1.0, "item_hash": "h"}
+    store.append("m", "t", [{**row, "example_id": "0"}])
+    with store.partial_path("m", "t").open("a") as fh:
         fh.write('{"task": "t", "example_id": "1", "mod')  # killed mid-write
-    assert store.done("m", "t") == {"0"}  # the torn row is not done: it is scored again
-    store.append("m", [{**row, "example_id": "1"}, {**row, "example_id": "2"}])
-    assert store.partial_path("m").read_text().count("\n") == 3
-    final = store.finalize("m")
+    assert store.done("m", "t") == {("0", "h")}  # the torn row is not done: scored again
+    store.append("m", "t", [{**row, "example_id": "1"}, {**row, "example_id": "2"}])
+    assert store.partial_path("m", "t").read_text().count("\n") == 3
+    final = store.finalize("m", "t", [("0", "h"), ("1", "h"), ("2", "h")])
     assert final["example_id"].tolist() == ["0", "1", "2"]
-    assert not store.partial_path("m").exists()
+    assert not store.partial_path("m", "t").exists()
     assert read_results_dir(tmp_path)["example_id"].tolist() == ["0", "1", "2"]
 
 
@@ -138,10 +139,11 @@ def test_unreadable_middle_line_costs_only_that_line(tmp_path):
     from scalingfit.runner.store import ResultStore
 
     store = ResultStore(tmp_path)
-    good = '{"task": "t", "example_id": "%s", "model": "m", "n_params": 1}\n'
-    store.partial_path("m").write_text(good % 0 + '{"task": "t", "exa' + good % 1 + good % 2)
+    good = '{"task": "t", "example_id": "%s", "item_hash": "h", "model": "m", "n_params": 1}\n'
+    store.partial_path("m", "t").write_text(
+        good % 0 + '{"task": "t", "exa' + good % 1 + good % 2)
     with pytest.warns(UserWarning, match=r"skipped 1 unreadable line\(s\) \(2\)"):
-        assert store.done("m", "t") == {"0", "2"}
+        assert store.done("m", "t") == {("0", "h"), ("2", "h")}
 
 
 def test_kill_mid_write_then_rerun_matches_uninterrupted(model_dirs, tmp_path, monkeypatch):
@@ -159,11 +161,11 @@ def test_kill_mid_write_then_rerun_matches_uninterrupted(model_dirs, tmp_path, m
     model, out = model_dirs["gpt2-32"], tmp_path / "out"
     append, calls = ResultStore.append, itertools.count(1)
 
-    def dying_append(self, name, rows):
+    def dying_append(self, name, task_name, rows):
         if next(calls) < 3:
-            return append(self, name, rows)
+            return append(self, name, task_name, rows)
         payload = "".join(json.dumps(r) + "\n" for r in rows)
-        with self.partial_path(name).open("a", encoding="utf-8") as fh:
+        with self.partial_path(name, task_name).open("a", encoding="utf-8") as fh:
             fh.write(payload[:len(payload) // 2])
         raise Killed
 
@@ -171,7 +173,7 @@ def test_kill_mid_write_then_rerun_matches_uninterrupted(model_dirs, tmp_path, m
         patch.setattr(ResultStore, "append", dying_append)
         with pytest.raises(Killed):
             evaluate(task, [model], out=out, batch_tokens=1, progress=False, device="cpu")
-    partial = out / ".partial" / f"{safe_name(Path(model).name)}.jsonl"
+    partial = out / ".partial" / f"{job_name(Path(model).name, 't')}.jsonl"
     assert not partial.read_text().endswith("\n")
     assert len(read_results_dir(out, include_partial=True)) == 2
 
@@ -187,12 +189,13 @@ def test_parquet_of_an_older_version_gets_new_columns(tmp_path):
     the canonical columns, so old and new models mix in one directory."""
     from scalingfit.runner.store import COLUMNS, ResultStore, to_frame
 
-    old = to_frame([{"task": "t", "example_id": "0", "model": "m", "n_params": 1}])
-    old.drop(columns="n_classes").to_parquet(tmp_path / "m.parquet")
+    old = to_frame([{"task": "t", "example_id": "0", "item_hash": "h", "model": "m",
+                     "n_params": 1}])
+    old.drop(columns="n_classes").to_parquet(tmp_path / "m+t.parquet")
     store = ResultStore(tmp_path)
-    store.append("m", [{"task": "t", "example_id": "1", "model": "m", "n_params": 1,
-                        "n_classes": 2}])
-    frame = store.finalize("m")
+    store.append("m", "t", [{"task": "t", "example_id": "1", "item_hash": "h", "model": "m",
+                             "n_params": 1, "n_classes": 2}])
+    frame = store.finalize("m", "t", [("0", "h"), ("1", "h")])
     assert list(frame.columns) == list(COLUMNS)
     assert frame["n_classes"].tolist()[1] == 2 and frame["n_classes"].isna().tolist()[0]
     assert list(read_results_dir(tmp_path).columns) == list(COLUMNS)

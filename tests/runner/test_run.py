@@ -29,8 +29,8 @@ def test_two_directories_with_one_folder_name_are_refused(model_dirs, tmp_path):
     with pytest.raises(DataValidationError) as info:
         evaluate(task, [str(a), str(b)], out=tmp_path / "out", progress=False, device="cpu")
     assert str(info.value) == (
-        f"models {str(a)!r} and {str(b)!r} would both be stored as model 'ckpt' (output file "
-        "ckpt.parquet), so the second would be skipped as already done. The model column "
+        f"models {str(a)!r} and {str(b)!r} would both be stored as model 'ckpt' (output files "
+        "ckpt+<task>.parquet), so the second would be skipped as already done. The model column "
         "takes a local directory's folder name: rename or symlink one directory to a distinct "
         "name (e.g. a-ckpt, b-ckpt) and pass that path instead.")
     assert not list((tmp_path / "out").glob("*.parquet"))
@@ -40,7 +40,7 @@ def test_names_that_collide_only_as_file_names_are_refused(tmp_path):
     """A hub id ``org/m`` and a local folder ``org__m`` would write the same file."""
     (tmp_path / "org__m").mkdir()
     task = write_jsonl(tmp_path / "t.jsonl", classification_rows())
-    with pytest.raises(DataValidationError, match="output file org__m.parquet"):
+    with pytest.raises(DataValidationError, match=r"output files org__m\+<task>.parquet"):
         evaluate(task, ["org/m", str(tmp_path / "org__m")], progress=False)
 
 

@@ -17,7 +17,7 @@ TOL = 1e-5
 @pytest.fixture(scope="module")
 def loaded(model_dirs):
     """Models and tokenizers loaded once per module, by path."""
-    from scalingfit.runner.scoring import load_model
+    from scalingfit.runner.models import load_model
 
     return {name: load_model(path) for name, path in model_dirs.items()}
 

@@ -1,5 +1,8 @@
 """The model-family registry: public model families with sizes, training tokens and FLOPs.
 
+A light module shared by the runner (``scalingfit.runner``) and the lm-eval log reader
+(``scalingfit.lmeval``); it imports neither torch nor the runner.
+
 The registry is ``data/model_families.csv`` (see ``data/README_model_families.md`` for every
 number's source). Columns: ``family, model, n_params, n_params_exact, train_tokens,
 train_flops, train_flops_estimated, source``.
@@ -12,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..exceptions import DataValidationError
+from .exceptions import DataValidationError
 
 __all__ = ["load_model_families", "family_models", "lookup_model", "REGISTRY_ENV"]
 
@@ -24,12 +27,12 @@ _COLUMNS = ("family", "model", "n_params", "n_params_exact", "train_tokens", "tr
 
 def _default_path() -> Path:
     """The registry: ``$SCALINGFIT_MODEL_FAMILIES``, else the repository's ``data/`` file, else
-    the copy installed with the package (``scalingfit/runner/model_families.csv``, a symlink to
-    the ``data/`` file in the source tree that wheels store as a file)."""
+    the copy installed with the package (``scalingfit/model_families.csv``, a symlink to the
+    ``data/`` file in the source tree that wheels store as a file)."""
     if os.environ.get(REGISTRY_ENV):
         return Path(os.environ[REGISTRY_ENV])
     here = Path(__file__).parent
-    candidates = [here.resolve().parents[1] / "data" / "model_families.csv",
+    candidates = [here.resolve().parent / "data" / "model_families.csv",
                   here / "model_families.csv"]
     return next((p for p in candidates if p.exists()), candidates[0])
 

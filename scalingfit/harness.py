@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from .exceptions import DataValidationError, OptionError
-from .runner.families import load_model_families, lookup_model
+from .registry import load_model_families, lookup_model
 
 __all__ = ["read_lm_eval_results", "read_inspect_logs"]
 

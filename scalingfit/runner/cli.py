@@ -10,6 +10,8 @@ import argparse
 import sys
 
 from ..exceptions import DataValidationError, ScalingFitError
+from .run import evaluate
+from .tasks import load_task, load_tasks
 
 __all__ = ["register", "run_command", "main"]
 
@@ -85,9 +87,6 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def run_command(args: argparse.Namespace) -> int:
     """Run ``scalingfit run`` from parsed arguments; return the exit code."""
-    from .run import evaluate
-    from .tasks import load_task, load_tasks
-
     try:
         if args.task_name and len(args.task) > 1:
             raise DataValidationError("--task-name names a single task; got "

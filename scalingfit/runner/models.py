@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging.version import Version
+
 from ..exceptions import DataValidationError
 
 __all__ = ["ModelSpec", "parse_model", "check_model", "check_devices", "load_model",
@@ -176,7 +178,6 @@ def _dtype_keyword() -> str:
     is deprecated there), ``torch_dtype`` before. The version decides, not a ``TypeError``: older
     releases take an unknown ``dtype=`` silently as a config attribute and load float32."""
     import transformers
-    from packaging.version import Version
 
     return "dtype" if Version(transformers.__version__).release >= (4, 56) else "torch_dtype"
 

@@ -23,10 +23,13 @@ from ..records import to_frame
 from ..registry import family_models, load_model_families, lookup_model
 from . import models as _models
 from .jobs import DEFAULT_LOCK_TIMEOUT, Job, JobLock, RunOptions, shard_jobs
-from .models import ModelSpec, parse_model, resolve_commit
+from .models import (ModelSpec, fuse_activations, model_devices, parse_model, resolve_commit,
+                     resolve_device, versions)
 from .prepare import encode_task, job_keys, model_max_length, prepare, prompt_prefix
+from .scoring import _free_memory, score_items
 from .store import ResultStore, safe_name
 from .tasks import load_tasks
+from .workers import run_workers
 
 __all__ = ["evaluate", "run_jobs", "DEFAULT_BATCH_TOKENS"]
 
@@ -126,9 +129,7 @@ def evaluate(task, models=None, *, family: str | None = None, out=None, device: 
     jobs = shard_jobs([Job(spec, t) for spec in specs for t in tasks], shard)
     encoded = prepare(specs, tasks, options, [d for g in groups for d in g] or [device])
     if groups:
-        from .workers import run_workers
-
-        run_workers(jobs, groups, store.path, options, registry)
+        run_workers(jobs, groups, store.path, options, registry, run_jobs)
         return _collect(store, jobs, options)
     return pd.concat(run_jobs(jobs, store, options, registry=registry, encoded=encoded),
                      ignore_index=True)
@@ -225,8 +226,6 @@ class _Loaded:
         if self.spec == spec:
             return self
         self.unload()
-        from .models import fuse_activations, model_devices, resolve_device, versions
-
         options = self.options
         device = resolve_device(self.device or options.device)
         self.model, self.tokenizer = _models.load_model(
@@ -260,8 +259,6 @@ class _Loaded:
         if self.model is None:
             return
         self.spec = self.model = self.tokenizer = None
-        from .scoring import _free_memory
-
         _free_memory()
 
 
@@ -354,8 +351,6 @@ def _score_job(job, state, todo, keys, sink, overall) -> int:
     """Score items ``todo`` of a job, passing each batch's rows to ``sink``; return the final
     batch budget (lower than the initial one after an out-of-memory back-off)."""
     from tqdm.auto import tqdm
-
-    from .scoring import score_items
 
     task = job.task
     items = state.items(task)

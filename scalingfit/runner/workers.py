@@ -11,11 +11,16 @@ death (an error only if some job was left unfinished).
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import sys
 import warnings
+from dataclasses import replace
 
 from ..exceptions import ScalingFitError
+from .models import resolve_commit
+from .prepare import job_keys
+from .store import ResultStore
 
 __all__ = ["run_workers", "WorkerError"]
 
@@ -34,14 +39,10 @@ def _worker_env(group: list[str]) -> tuple[str, str | None]:
     return ("cuda", "auto") if len(cuda) > 1 else ("cuda", None)
 
 
-def _worker_main(group, jobs, out, options, registry) -> None:
-    """Entry point of one worker process."""
-    from dataclasses import replace
-
+def _worker_main(group, jobs, out, options, registry, run_jobs) -> None:
+    """Entry point of one worker process (``run_jobs`` is :func:`scalingfit.runner.run.run_jobs`,
+    passed in by reference so that this module does not import the one that starts it)."""
     device, device_map = _worker_env(group)
-    from .run import run_jobs
-    from .store import ResultStore
-
     if device_map and not options.device_map:
         options = replace(options, device_map=device_map)
     try:
@@ -51,7 +52,7 @@ def _worker_main(group, jobs, out, options, registry) -> None:
         sys.exit(2)
 
 
-def run_workers(jobs, groups, out, options, registry) -> None:
+def run_workers(jobs, groups, out, options, registry, run_jobs) -> None:
     """Run ``jobs`` with one process per device group; wait for all of them.
 
     Raises
@@ -59,11 +60,9 @@ def run_workers(jobs, groups, out, options, registry) -> None:
     WorkerError
         A worker failed and some job is unfinished (re-run the same command to finish it).
     """
-    import multiprocessing as mp
-
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_worker_main, name=f"scalingfit worker {','.join(g)}",
-                         args=(g, jobs, out, options, registry)) for g in groups]
+                         args=(g, jobs, out, options, registry, run_jobs)) for g in groups]
     for proc in procs:
         proc.start()
     for proc in procs:
@@ -83,10 +82,6 @@ def run_workers(jobs, groups, out, options, registry) -> None:
 
 
 def _unfinished(jobs, out, options) -> list[tuple[str, str]]:
-    from .models import resolve_commit
-    from .prepare import job_keys
-    from .store import ResultStore
-
     store = ResultStore(out)
     return [j.key for j in jobs
             if not set(job_keys(j.task, options)) <= store.done(j.spec.name, j.task.name,

@@ -73,18 +73,7 @@ def _power_caption(result) -> str:
 
 def figures(result, prefix, which=("trend", "families", "slopes", "influence", "power")):
     """(name, png, alt, caption) per plot; a plot whose table is missing yields
-    (name, None, why, '').
-
-    Mathtext is off while the figures are drawn: a family or model name is text, and one with
-    dollar signs (``$\\frac{a}{$``) must print as written, not be parsed (or crash the report).
-    """
-    import matplotlib
-
-    with matplotlib.rc_context({"text.parse_math": False}):
-        return _figures(result, prefix, which)
-
-
-def _figures(result, prefix, which):
+    (name, None, why, '') (the plots draw names as plain text: no mathtext)."""
     out = []
     if "trend" in which:
         out.append(_trend_figure(result, prefix, f"{result.meta['confidence_level']:.0%}"))

@@ -91,8 +91,26 @@ def _harness_meta(samples_file: Path) -> dict:
     candidates += sorted(samples_file.parent.glob("results_*.json"))
     for candidate in candidates:
         if candidate.exists():
-            return json.loads(candidate.read_text())
+            return _results_json(candidate)
     return {}
+
+
+def _results_json(path: Path) -> dict:
+    """A harness ``results_*.json``: a JSON object, or a clear error naming the file."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise DataValidationError(f"{str(path)!r} is not UTF-8 text; it is not an lm-eval "
+                                  "results file.") from None
+    except json.JSONDecodeError as err:
+        raise DataValidationError(
+            f"{str(path)!r}, line {err.lineno}: not valid JSON ({err.msg}); the file may be "
+            "truncated. Re-run the harness, or remove the file.") from None
+    if not isinstance(meta, dict):
+        raise DataValidationError(
+            f"{str(path)!r} holds a JSON {type(meta).__name__}, not the object an lm-eval "
+            "results file is ({'results': ..., 'config': ...}).")
+    return meta
 
 
 def _run_info(path: Path, model) -> dict:
@@ -133,15 +151,51 @@ def _newest_runs(runs: list) -> list:
 def _read_file(run: dict, family, n_params, registry) -> pd.DataFrame:
     path, task, name = run["path"], run["task"], run["name"]
     info = _model_info(name, run["hub_id"], family, n_params, registry, run["meta"])
-    with path.open(encoding="utf-8") as fh:
-        samples = [json.loads(line) for line in fh if line.strip()]
     rows, seen = [], set()
-    for i, sample in enumerate(samples):
-        if sample["doc_id"] in seen:  # another filter of the same document
+    for line, sample in _samples(path):
+        doc = _field(sample, "doc_id", path, line)
+        if doc in seen:  # another filter of the same document
             continue
-        seen.add(sample["doc_id"])
-        rows.append({**info, "task": task, **_row(sample, path, i)})
+        seen.add(doc)
+        rows.append({**info, "task": task, **_row(sample, path, line)})
     return to_frame(rows)
+
+
+def _samples(path: Path):
+    """(line number, sample object) of a samples file; failures name the file and line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise DataValidationError(f"{str(path)!r} is not UTF-8 text; it is not an lm-eval "
+                                  "samples file.") from None
+    out = []
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            sample = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise DataValidationError(
+                f"{path.name} line {number}: not valid JSON ({err.msg} at column {err.colno}); "
+                "the file may be truncated. Re-run the harness for this task.") from None
+        if not isinstance(sample, dict):
+            raise DataValidationError(
+                f"{path.name} line {number}: a JSON {type(sample).__name__}, not a sample "
+                "object (lm-eval writes one object per line).")
+        out.append((number, sample))
+    if not out:
+        raise DataValidationError(
+            f"{str(path)!r} holds no samples (the file is empty): its model would silently "
+            "drop out of the fit. Re-run the harness for this task, or remove the file.")
+    return out
+
+
+def _field(sample: dict, key: str, path: Path, line: int):
+    if key not in sample:
+        raise DataValidationError(
+            f"{path.name} line {line}: the sample has no {key!r} (keys: {sorted(sample)[:8]}); "
+            "this is not an lm-eval --log_samples file.")
+    return sample[key]
 
 
 def _model_info(name, hub_id, family, n_params, registry, meta) -> dict:
@@ -170,15 +224,43 @@ def _row(sample: dict, path: Path, line: int) -> dict:
     """Canonical metric columns of one multiple-choice sample."""
     if "acc" not in sample or not sample.get("filtered_resps"):
         raise DataValidationError(
-            f"{path.name} line {line + 1}: only multiple-choice samples (with 'acc' and "
+            f"{path.name} line {line}: only multiple-choice samples (with 'acc' and "
             f"per-choice log-likelihoods) can be read; got metrics {sample.get('metrics')}.")
-    logliks = [float(_first(r)) for r in sample["filtered_resps"]]
-    answer = int(sample["target"])
+    logliks = _logliks(sample["filtered_resps"], path, line)
+    answer = _answer(_field(sample, "target", path, line), len(logliks), path, line)
     stats = class_stats(logliks, answer)
     return {"example_id": str(sample["doc_id"]), "score": float(sample["acc"]),
             "metric": "accuracy", "n_classes": len(logliks), "loss": stats["loss"],
             "logprob_correct": stats["logprob_correct"], "coverage": stats["coverage"],
             "correct": bool(sample["acc"]), "class_logprobs": json.dumps(logliks)}
+
+
+def _logliks(resps, path: Path, line: int) -> list:
+    try:
+        values = [float(_first(r)) for r in resps]
+    except (TypeError, ValueError, IndexError):
+        raise DataValidationError(
+            f"{path.name} line {line}: 'filtered_resps' holds {str(resps)[:80]!r}, not "
+            "per-choice log-likelihoods ([[loglik, is_greedy], ...]).") from None
+    if not all(math.isfinite(v) or v == -math.inf for v in values):
+        raise DataValidationError(
+            f"{path.name} line {line}: 'filtered_resps' holds a NaN log-likelihood.")
+    return values
+
+
+def _answer(target, n_choices: int, path: Path, line: int) -> int:
+    """The index of the correct choice: an int (or a digit string) within the choices."""
+    if isinstance(target, bool) or not (
+            isinstance(target, int) or (isinstance(target, str) and target.strip().isdigit())):
+        raise DataValidationError(
+            f"{path.name} line {line}: target {target!r} is not the index of a choice; "
+            "only multiple-choice tasks whose target is the answer's index can be read.")
+    answer = int(target)
+    if not 0 <= answer < n_choices:
+        raise DataValidationError(
+            f"{path.name} line {line}: target {answer} is out of range for {n_choices} "
+            "choices.")
+    return answer
 
 
 def _first(resp):

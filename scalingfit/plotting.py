@@ -13,6 +13,8 @@ intervals), ``"curve:<family>:<curve>"`` and ``"band:<family>:<curve>"``, ``"cha
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -28,6 +30,26 @@ _CURVE_WORDS = {"linear": "linear fit", "quadratic": "quadratic fit", "two_lines
 
 
 # ---------------------------------------------------------------------------- small helpers
+def _plain_text(draw):
+    """Draw with mathtext off: family, model and task names are text, and one with dollar
+    signs (``$\\frac{a}{$``) must print as written instead of being parsed (or failing to
+    parse when the figure is saved). After drawing, every text of the figure is set plain
+    (titles and tick labels exist before the plot function runs; none of ours uses mathtext)."""
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        out = draw(*args, **kwargs)
+        first = np.ravel(out)[0] if isinstance(out, np.ndarray) else out
+        fig = getattr(first, "figure", first)
+        for text in getattr(fig, "findobj", lambda *_: [])(_is_text):
+            text.set_parse_math(False)
+        return out
+    return wrapper
+
+
+def _is_text(artist) -> bool:
+    return hasattr(artist, "set_parse_math")
+
+
 def _axes(ax, figsize=(6.4, 4.2)):
     if ax is not None:
         return ax
@@ -174,6 +196,7 @@ def _trend_curve(result, family):
     return None
 
 
+@_plain_text
 def plot_trend(result, ax=None, *, families=None, curve="auto", band=True, chance=None,
                turning_point=True, dodge=0.015, legend=True, palette=None, title=None):
     """Score against model size (log x), per family, with the fitted curve of the verdict.
@@ -234,6 +257,7 @@ def plot_trend(result, ax=None, *, families=None, curve="auto", band=True, chanc
     return ax
 
 
+@_plain_text
 def plot_families(result, ax=None, *, col_wrap=3, sharey=True, curve="auto", band=True,
                   chance=None, panel_size=(3.2, 2.6), palette=None):
     """One panel per family: points with intervals, the family's own verdict curve and band.
@@ -325,6 +349,7 @@ def _posterior_slopes(result) -> dict:
     return out
 
 
+@_plain_text
 def plot_slope_distribution(result, ax=None, *, families=None, pooled=True, bins=None,
                             palette=None):
     """Bootstrap (or posterior) distribution of the slope per decade, per family and pooled.
@@ -428,6 +453,7 @@ def power_table(result):
     return _columns(rows, POWER_COLUMNS, 2) if rows else None
 
 
+@_plain_text
 def plot_influence(result, ax=None, *, table=None):
     """Leave-one-model-out forest plot: the pooled slope and verdict when each model is dropped.
 
@@ -481,6 +507,7 @@ def plot_influence(result, ax=None, *, table=None):
     return ax
 
 
+@_plain_text
 def plot_power(result, ax=None, *, table=None, target=None, kind=None):
     """Examples per model needed to detect an effect of each size (power ``target``).
 

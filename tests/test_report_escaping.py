@@ -2,6 +2,7 @@
 
 import warnings
 
+import numpy as np
 import pytest
 
 from scalingfit import fit_trend
@@ -41,3 +42,21 @@ def test_html_report_draws_mathtext_names_as_text(evil):
         page = result.report("html", data=df)
     assert MATH_FAMILY in page and "<script>alert" not in page
     assert page.count('src="data:image/png;base64,') >= 2
+
+
+def test_result_plot_draws_a_mathtext_family_name(evil, tmp_path):
+    """result.plot() and plot_families() on their own (outside a report) save fine."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from scalingfit.plotting import plot_families
+
+    _, result = evil
+    ax = result.plot()
+    ax.figure.savefig(tmp_path / "trend.png")
+    texts = [t.get_text() for t in ax.figure.findobj(lambda a: hasattr(a, "get_text"))]
+    assert any(MATH_FAMILY in t for t in texts)
+    out = plot_families(result)
+    fig = getattr(np.ravel(out)[0] if isinstance(out, np.ndarray) else out, "figure", out)
+    fig.savefig(tmp_path / "families.png")
+    assert (tmp_path / "families.png").stat().st_size > 0

@@ -326,7 +326,8 @@ def families_needed(effect: float, tau2: float, within: float, *, alpha: float =
     def enough(f):
         df, ncp = f - 1, abs(effect) / np.sqrt(var / f)
         crit = stats.t.ppf(1 - alpha / 2, df)
-        return stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp) >= power
+        lower = float(np.nan_to_num(stats.nct.cdf(-crit, df, ncp)))   # nan deep in the tail
+        return stats.nct.sf(crit, df, ncp) + lower >= power
 
     if not enough(max_families):
         return None

@@ -133,6 +133,65 @@ def run_cell(F, M, het, truth, form, reps):
     return rec
 
 
+MARK = "<!-- population-calibration -->"
+DOC = ROOT / "docs" / "calibration.md"
+
+
+def read_cells(path) -> pd.DataFrame:
+    return pd.read_csv(path, keep_default_na=False, na_values=[""])   # 'null' is a truth
+
+
+def _rate(n, reps, floor=True):
+    p = n / reps
+    se = max(np.sqrt(p * (1 - p) / reps), 1 / reps if floor else 0.0)
+    return f"{100 * p:.1f} ± {100 * se:.1f}"
+
+
+def _label(r):
+    return f"{r.families} × {r.models}" + (" (per-example)" if r.input == "example" else "")
+
+
+def tables(cells: pd.DataFrame) -> str:
+    """The Markdown tables of the section (null: FPR and coverage; alt: power, coverage)."""
+    out = []
+    for het in HET:
+        sub = cells[cells["heterogeneity"] == het]
+        if sub.empty:
+            continue
+        out += [f"*heterogeneity {het} (SD of a family's total change {HET[het]:g} score "
+                f"units, ~{HET[het] / 0.24:.2g} logits)*", "",
+                "| families × models | truth | reps | pooled (today) trend % | population "
+                "HKSJ trend % | population truncated trend % | mixed % (HKSJ) | coverage "
+                "HKSJ % | coverage truncated % | coverage Wald z % | coverage these-families "
+                "% |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in sub.sort_values(["input", "families", "truth"],
+                                 ascending=[True, True, False]).itertuples():
+            what = "trend" if r.truth == "null" else "inverse"
+            pre = "" if r.truth == "null" else "power: "
+            out.append(
+                f"| {_label(r)} | {r.truth} | {r.reps} | {pre}{_rate(getattr(r, f'n_{what}_pooled'), r.reps)} | "
+                f"{pre}{_rate(getattr(r, f'n_{what}_hksj'), r.reps)} | "
+                f"{pre}{_rate(getattr(r, f'n_{what}_trunc'), r.reps)} | "
+                f"{_rate(r.n_mixed_hksj, r.reps, False)} | {_rate(r.n_cov_hksj, r.reps)} | "
+                f"{_rate(r.n_cov_hksj_trunc, r.reps)} | {_rate(r.n_cov_z, r.reps)} | "
+                f"{_rate(r.n_cov_common, r.reps)} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def write_section(cells: pd.DataFrame, doc: Path = DOC):
+    """Replace the population section of ``docs/calibration.md`` (from ``MARK`` to the end)."""
+    text = doc.read_text(encoding="utf-8")
+    head = text[:text.index(MARK)] if MARK in text else text.rstrip("\n") + "\n\n"
+    intro = (ROOT / "benchmarks" / "population_calibration_notes.md").read_text(
+        encoding="utf-8")
+    body = intro.replace("{TABLES}", tables(cells)).replace(
+        "{SECONDS}", f"{cells['seconds'].sum():.0f}").replace(
+        "{DATES}", ", ".join(sorted(set(map(str, cells["date"])))))
+    doc.write_text(head + MARK + "\n" + body, encoding="utf-8")
+    print(f"wrote {doc}")
+
+
 def grid(a):
     cells = []
     for form in a.inputs:
@@ -156,9 +215,14 @@ def main(argv=None):
     p.add_argument("--reps-null", type=int, default=160)
     p.add_argument("--reps-alt", type=int, default=60)
     p.add_argument("--out", default=str(CSV))
+    p.add_argument("--render-only", action="store_true",
+                   help="re-render the docs/calibration.md section from the CSV")
     a = p.parse_args(argv)
+    if a.render_only:
+        write_section(read_cells(Path(a.out)))
+        return
     out = Path(a.out)
-    done = pd.read_csv(out) if out.exists() else pd.DataFrame()
+    done = read_cells(out) if out.exists() else pd.DataFrame()
     for cell in grid(a):
         rec = run_cell(*cell)
         print(rec, flush=True)

@@ -223,7 +223,12 @@ def main(argv=None):
         return
     out = Path(a.out)
     done = read_cells(out) if out.exists() else pd.DataFrame()
+    have = set() if done.empty else set(zip(done["families"], done["models"],
+                                             done["heterogeneity"], done["truth"],
+                                             done["input"]))
     for cell in grid(a):
+        if cell[:5] in have:
+            continue                     # already run (rows accumulate; delete to re-run)
         rec = run_cell(*cell)
         print(rec, flush=True)
         done = pd.concat([done, pd.DataFrame([rec])], ignore_index=True)

@@ -57,6 +57,8 @@ CELLS_CSV = ROOT / "benchmarks" / "calibration_cells.csv"
 FOLLOWUP_CSV = ROOT / "benchmarks" / "calibration_followup.csv"
 KEY = ["engine", "truth", "models", "families", "model_sd", "seed"]
 DOC = ROOT / "docs" / "calibration.md"
+#: start of the section benchmarks/population_calibration.py renders (kept on re-render)
+POPULATION_MARK = "<!-- population-calibration -->"
 
 TRENDS = ("positive", "inverse", "u_shaped", "inverted_u")
 TRUTHS = {"flat": ("flat", 0.0), "monotone": ("inverse", 0.15), "u": ("u_shaped", 0.15)}
@@ -499,7 +501,10 @@ def main(argv=None):
              "bayes_available": bayes_available}
     meta = {**_notes_file(), **stamp,
             "followup": pd.read_csv(FOLLOWUP_CSV) if FOLLOWUP_CSV.exists() else None}
-    a.doc.write_text(render(cells, meta), encoding="utf-8")
+    # the population-level section is rendered by population_calibration.py: keep it
+    old = a.doc.read_text(encoding="utf-8") if a.doc.exists() else ""
+    kept = old[old.index(POPULATION_MARK):] if POPULATION_MARK in old else ""
+    a.doc.write_text(render(cells, meta) + ("\n" + kept if kept else ""), encoding="utf-8")
     print(f"wrote {a.doc}")
     return 0
 

@@ -76,6 +76,11 @@ SHAPES = {s.name: s for s in [
           None, 3, True, "p_flat"),
     Shape("inconclusive", "none", 0, "neither a trend nor flatness is shown",
           "the data show neither a trend nor flatness (inconclusive)", None, 0, False, None),
+    # population level only (scalingfit.population): families significantly disagree in
+    # direction, so no average sign is a population direction
+    Shape("mixed", "none", 0, "families disagree in direction",
+          "families disagree in direction: some scale positively, some inversely (mixed)",
+          None, 3, False, None),
 ]}
 
 #: every verdict, in the order reports list them

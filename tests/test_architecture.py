@@ -30,7 +30,7 @@ STAGES = {
     "registry": 2, "records": 2, "lmeval": 2, "harness": 2, "readers": 2, "data": 2, "simulate": 2,
     "curves": 3, "metareg": 3, "bootstrap": 3, "shapes": 3,
     "results": 4,
-    "evidence": 5, "bayes": 5,
+    "evidence": 5, "bayes": 5, "population": 5,
     "fit": 6,
     "claims": 7,
     "engines": 8, "assessment": 8, "many": 8,

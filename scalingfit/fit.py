@@ -16,7 +16,7 @@ from .options import BayesOptions, FitOptions, LoadOptions
 from .results import TrendResult
 from .shapes import ShapeAnalysis, analyse_shape, default_flat_margin
 from .evidence import add_noise_diagnostics
-from .verdicts import MIN_SIZES, SHAPES, U_MIN_SIZES, U_SHAPES
+from .verdicts import MIN_SIZES, U_MIN_SIZES, U_SHAPES, VERDICTS
 
 __all__ = ["fit_trend", "analyse", "run_bootstrap", "bootstrap_stage", "default_flat_margin",
            "degenerate_families", "pooled_index"]
@@ -28,12 +28,12 @@ MIN_DECADES = 0.01
 
 def _check_shapes(shapes, ms: ModelScores):
     if isinstance(shapes, str) and shapes == "auto":
-        return set(SHAPES)
+        return set(VERDICTS)
     shapes = {shapes} if isinstance(shapes, str) else set(shapes)
-    unknown = shapes - set(SHAPES)
+    unknown = shapes - set(VERDICTS)
     if unknown:
         raise DataValidationError(
-            f"shapes holds unknown names {sorted(unknown)}; choose from {list(SHAPES)} or "
+            f"shapes holds unknown names {sorted(unknown)}; choose from {list(VERDICTS)} or "
             "'auto'.")
     return shapes | {"flat", "inconclusive"}
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from .exceptions import DataValidationError
 
-__all__ = ["Shape", "SHAPES", "VERDICTS", "TREND_SHAPES", "MONOTONE_SHAPES", "U_SHAPES",
+__all__ = ["Shape", "SHAPES", "VERDICTS", "POPULATION_VERDICTS", "TREND_SHAPES", "MONOTONE_SHAPES", "U_SHAPES",
            "CLAIMS", "U_MIN_SIZES", "MIN_SIZES", "shape", "opposite", "check_claim_name",
            "claim_p_value"]
 
@@ -58,6 +58,9 @@ class Shape:
     min_sizes: int
     claimable: bool
     p_column: str | None
+    #: returned only by the population-level engine (:mod:`scalingfit.population`), not by
+    #: the per-family / pooled shape procedure
+    population_only: bool = False
 
 
 SHAPES = {s.name: s for s in [
@@ -80,11 +83,13 @@ SHAPES = {s.name: s for s in [
     # direction, so no average sign is a population direction
     Shape("mixed", "none", 0, "families disagree in direction",
           "families disagree in direction: some scale positively, some inversely (mixed)",
-          None, 3, False, None),
+          None, 3, False, None, population_only=True),
 ]}
 
-#: every verdict, in the order reports list them
-VERDICTS = tuple(SHAPES)
+#: every verdict the shape procedure can return, in the order reports list them
+VERDICTS = tuple(n for n, s in SHAPES.items() if not s.population_only)
+#: every verdict of the population level (adds 'mixed')
+POPULATION_VERDICTS = tuple(SHAPES)
 #: shapes that are a trend (what a claim of scaling behaviour can be)
 TREND_SHAPES = tuple(n for n, s in SHAPES.items() if s.kind in ("monotone", "u"))
 MONOTONE_SHAPES = tuple(n for n, s in SHAPES.items() if s.kind == "monotone")

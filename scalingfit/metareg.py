@@ -8,7 +8,7 @@ no number of examples averages away::
     y = X beta + u + e,   u ~ N(0, tau^2 I),   e ~ N(0, V).
 
 ``tau^2`` is estimated by restricted maximum likelihood (REML), ``beta`` by generalised least
-squares (statsmodels ``GLS``) with ``Sigma = V + tau^2 I``, and inference uses the
+squares with ``Sigma = V + tau^2 I``, and inference uses the
 Knapp-Hartung adjustment: the covariance of ``beta`` is scaled by
 ``max(1, r' Sigma^-1 r / (k - p))`` and tests use t / F with ``k - p`` denominator degrees of
 freedom. The truncation at 1 (Knapp & Hartung 2003; Rover, Knapp & Friede 2015) keeps the
@@ -33,7 +33,8 @@ from scipy import linalg, optimize, stats
 
 from .exceptions import DataValidationError
 
-__all__ = ["MetaFit", "fit_metareg", "estimate_tau2", "batched_gls", "ridge"]
+__all__ = ["MetaFit", "fit_metareg", "estimate_tau2", "batched_gls", "ridge", "eigen_basis",
+           "reml_criterion", "gls_rotated", "batched_inv"]
 
 
 def ridge(V: np.ndarray) -> float:
@@ -47,26 +48,88 @@ def ridge(V: np.ndarray) -> float:
     return 1e-9 * scale if scale > 0 else 1e-14
 
 
-def _gls_parts(y, X, Sigma):
-    """GLS estimate, residual quadratic form and log-determinants, via one Cholesky factor."""
-    c = linalg.cho_factor(Sigma, lower=True)
-    Si_X = linalg.cho_solve(c, X)
-    XtSiX = X.T @ Si_X
-    beta = linalg.solve(XtSiX, Si_X.T @ y, assume_a="pos")
-    r = y - X @ beta
-    q = float(r @ linalg.cho_solve(c, r))
-    logdet = 2.0 * float(np.sum(np.log(np.diag(c[0]))))
-    logdet_x = float(np.linalg.slogdet(XtSiX)[1])
-    return beta, q, logdet, logdet_x
+def eigen_basis(V):
+    """``(lam, Q, jit)``: eigenvalues (clipped at 0) and eigenvectors of ``V``, and its ridge.
+
+    Rotating scores and designs by ``Q`` makes ``Sigma = V + tau^2 I`` diagonal
+    (``lam + tau^2 + jit``) for every ``tau^2`` at once, so REML and GLS at any ``tau^2`` cost
+    a few small matrix products and no factorisation; one decomposition serves every design
+    fitted to the same models.
+    """
+    V = np.asarray(V, dtype=float)
+    lam, Q = np.linalg.eigh(V)
+    return np.clip(lam, 0.0, None), Q, ridge(V)
 
 
-def _neg_loglik(tau2, y, X, V, reml):
-    Sigma = V + (max(tau2, 0.0) + ridge(V)) * np.eye(len(y))
-    _, q, logdet, logdet_x = _gls_parts(y, X, Sigma)
-    return 0.5 * (logdet + q + (logdet_x if reml else 0.0))
+def batched_inv(A):
+    """Batched inverse; the pseudo-inverse when some matrix is singular (masked by callers)."""
+    try:
+        return np.linalg.inv(A)
+    except np.linalg.LinAlgError:
+        return np.linalg.pinv(A)
 
 
-def estimate_tau2(y, X, V, *, method: str = "REML") -> float:
+def reml_criterion(Yt, Xt, lam, jit, grid, *, reml: bool = True):
+    """Minus twice the (restricted) log-likelihood, up to a constant: an array (G, B).
+
+    ``logdet Sigma + r' Sigma^-1 r (+ logdet X' Sigma^-1 X for REML)`` of every rotated
+    response ``Yt`` (B, k) at every ``tau^2`` in ``grid`` (G,), with ``Sigma = diag(lam + tau^2
+    + jit)`` in the eigenbasis of ``V`` (:func:`eigen_basis`). ``Xt`` is one rotated design
+    (k, p) shared by all responses or one per response (B, k, p). Non-finite values (singular
+    designs) become ``inf``. The one criterion :func:`estimate_tau2` minimises and the batched
+    verdict engine evaluates on its grid.
+    """
+    grid = np.asarray(grid, dtype=float)
+    w = 1.0 / (lam[None, :] + grid[:, None] + jit)                         # (G, k)
+    if Xt.ndim == 2:
+        A = (Xt.T[None, :, :] * w[:, None, :]) @ Xt                        # (G, p, p)
+        rhs = (Yt[None, :, :] * w[:, None, :]) @ Xt                        # (G, B, p)
+        beta = rhs @ batched_inv(A)                                        # A symmetric
+        r = Yt[None, :, :] - beta @ Xt.T                                   # (G, B, k)
+        logdet_x = np.linalg.slogdet(A)[1][:, None]
+    else:
+        A = np.einsum("bkp,gk,bkq->gbpq", Xt, w, Xt)
+        rhs = np.einsum("bkp,gk,bk->gbp", Xt, w, Yt)
+        beta = np.einsum("gbpq,gbq->gbp", batched_inv(A), rhs)
+        r = Yt[None] - np.einsum("bkp,gbp->gbk", Xt, beta)
+        logdet_x = np.linalg.slogdet(A)[1]
+    q = np.einsum("gbk,gk->gb", r * r, w)
+    logdet = np.sum(np.log(lam[None, :] + grid[:, None] + jit), axis=1)[:, None]
+    nll = logdet + q + (logdet_x if reml else 0.0)
+    return np.where(np.isfinite(nll), nll, np.inf)
+
+
+def gls_rotated(Yt, Xt, lam, jit, tau2):
+    """GLS of each rotated response at its own ``tau^2`` (B,): beta (B, p),
+    ``(X' Sigma^-1 X)^-1`` (B, p, p) and the weighted residual sum of squares (B,)."""
+    wb = 1.0 / (lam[None, :] + np.asarray(tau2, dtype=float)[:, None] + jit)   # (B, k)
+    if Xt.ndim == 2:
+        A = (Xt.T[None, :, :] * wb[:, None, :]) @ Xt
+        rhs = (Yt * wb) @ Xt
+        Ai = batched_inv(A)
+        beta = np.einsum("bpq,bq->bp", Ai, rhs)
+        r = Yt - beta @ Xt.T
+    else:
+        A = np.einsum("bkp,bk,bkq->bpq", Xt, wb, Xt)
+        rhs = np.einsum("bkp,bk,bk->bp", Xt, wb, Yt)
+        Ai = batched_inv(A)
+        beta = np.einsum("bpq,bq->bp", Ai, rhs)
+        r = Yt - np.einsum("bkp,bp->bk", Xt, beta)
+    return beta, Ai, np.einsum("bk,bk->b", r * r, wb)
+
+
+def _neg_loglik(tau2, yt, Xt, lam, jit, reml):
+    """Half :func:`reml_criterion` of one rotated response at one ``tau^2`` (clipped at 0)."""
+    return 0.5 * float(reml_criterion(yt[None, :], Xt, lam, jit, [max(tau2, 0.0)],
+                                      reml=reml)[0, 0])
+
+
+def _rotate(y, X, V, basis):
+    lam, Q, jit = eigen_basis(V) if basis is None else basis
+    return Q.T @ y, Q.T @ X, lam, jit
+
+
+def estimate_tau2(y, X, V, *, method: str = "REML", basis=None) -> float:
     """Between-model variance ``tau^2`` by REML (default) or ML, bounded below by zero.
 
     Parameters
@@ -76,22 +139,32 @@ def estimate_tau2(y, X, V, *, method: str = "REML") -> float:
     V : ndarray, shape (k, k)
         Known sampling covariance.
     method : {'REML', 'ML'}
+    basis : tuple, optional
+        :func:`eigen_basis` of ``V``, when the caller fits several designs to the same models.
 
     Returns
     -------
     float
+
+    Notes
+    -----
+    Bounded Brent search (``xatol = 1e-8`` of the upper bound ``10 (var y + mean V_mm)``) of
+    :func:`reml_criterion`, evaluated in the eigenbasis of ``V``; zero when the criterion at 0 is
+    no worse than at the optimum found.
     """
     y, X, V = np.asarray(y, float), np.asarray(X, float), np.asarray(V, float)
     reml = method.upper() == "REML"
     k, p = X.shape
     if k - p < 1:
         return 0.0
+    yt, Xt, lam, jit = _rotate(y, X, V, basis)
     spread = float(np.var(y)) + float(np.mean(np.diag(V)))
     upper = 10.0 * spread if spread > 0 else 1e-12       # relative: scores may be tiny
+    args = (yt, Xt, lam, jit, reml)
     res = optimize.minimize_scalar(_neg_loglik, bounds=(0.0, upper), method="bounded",
-                                   args=(y, X, V, reml), options={"xatol": upper * 1e-8})
+                                   args=args, options={"xatol": upper * 1e-8})
     best = float(res.x)
-    if _neg_loglik(0.0, y, X, V, reml) <= res.fun:
+    if _neg_loglik(0.0, *args) <= res.fun:
         best = 0.0
     return best
 
@@ -155,7 +228,7 @@ class MetaFit:
         return -2 * self.loglik + 2 * K + 2 * K * (K + 1) / (self.n_obs - K - 1)
 
 
-def fit_metareg(y, X, V, *, tau2: float | None = None) -> MetaFit:
+def fit_metareg(y, X, V, *, tau2: float | None = None, basis=None) -> MetaFit:
     """Fit the random-effects meta-regression with REML ``tau^2`` and Knapp-Hartung inference.
 
     Parameters
@@ -168,6 +241,9 @@ def fit_metareg(y, X, V, *, tau2: float | None = None) -> MetaFit:
         Known within-model sampling covariance.
     tau2 : float, optional
         Fix ``tau^2`` instead of estimating it.
+    basis : tuple, optional
+        :func:`eigen_basis` of ``V`` (computed when not given); pass it when fitting several
+        designs to the same models.
 
     Returns
     -------
@@ -177,25 +253,25 @@ def fit_metareg(y, X, V, *, tau2: float | None = None) -> MetaFit:
     -----
     With ``V = 0`` the fit reduces to ordinary least squares (REML ``tau^2`` is the OLS residual
     variance and the Knapp-Hartung scale is 1), which the tests check against R's ``lm``.
+    GLS is the closed form in the eigenbasis of ``V`` (:func:`gls_rotated`), the same numbers
+    statsmodels' ``GLS`` gives, without building its result objects.
     """
-    import statsmodels.api as sm
-
     y, X, V = np.asarray(y, float), np.asarray(X, float), np.asarray(V, float)
     k, p = X.shape
     if k <= p:
         raise DataValidationError(f"need more models ({k}) than curve parameters ({p}): add "
                                   "models, or fit a curve with fewer parameters.")
-    tau2 = estimate_tau2(y, X, V) if tau2 is None else float(tau2)
-    Sigma = V + (tau2 + ridge(V)) * np.eye(k)
-    ols = sm.GLS(y, X, sigma=Sigma).fit()
-    kh_scale = max(1.0, float(ols.scale))
-    res = sm.GLS(y, X, sigma=Sigma).fit(cov_type="fixed scale", cov_kwds={"scale": kh_scale},
-                                        use_t=True)
-    tau2_ml = estimate_tau2(y, X, V, method="ML")
-    loglik = -_neg_loglik(tau2_ml, y, X, V, reml=False) - 0.5 * k * np.log(2 * np.pi)
-    return MetaFit(params=np.asarray(res.params), cov=np.asarray(res.cov_params()),
-                   df_resid=int(k - p), tau2=tau2, kh_scale=kh_scale, loglik=float(loglik),
-                   n_obs=k, n_params=p, sigma=Sigma, X=X, y=y)
+    basis = eigen_basis(V) if basis is None else basis
+    yt, Xt, lam, jit = _rotate(y, X, V, basis)
+    tau2 = estimate_tau2(y, X, V, basis=basis) if tau2 is None else float(tau2)
+    beta, Ai, q = gls_rotated(yt[None, :], Xt, lam, jit, np.array([tau2]))
+    kh_scale = max(1.0, float(q[0]) / (k - p))
+    tau2_ml = estimate_tau2(y, X, V, method="ML", basis=basis)
+    loglik = -_neg_loglik(tau2_ml, yt, Xt, lam, jit, False) - 0.5 * k * np.log(2 * np.pi)
+    Sigma = V + (tau2 + jit) * np.eye(k)
+    return MetaFit(params=beta[0], cov=kh_scale * Ai[0], df_resid=int(k - p), tau2=tau2,
+                   kh_scale=kh_scale, loglik=float(loglik), n_obs=k, n_params=p, sigma=Sigma,
+                   X=X, y=y)
 
 
 def batched_gls(Y, X, Sigma):

@@ -34,7 +34,7 @@ from scipy import linalg, optimize, stats
 from .exceptions import DataValidationError
 
 __all__ = ["MetaFit", "fit_metareg", "estimate_tau2", "batched_gls", "ridge", "eigen_basis",
-           "reml_criterion", "gls_rotated", "batched_inv"]
+           "reml_criterion", "gls_rotated", "batched_inv", "ScalarCriterion"]
 
 
 def ridge(V: np.ndarray) -> float:
@@ -157,10 +157,36 @@ def gls_rotated(Yt, Xt, lam, jit, tau2):
     return beta, Ai, np.einsum("bk,bk->b", r * r, wb)
 
 
+class ScalarCriterion:
+    """:func:`reml_criterion` of one rotated response as a function of a scalar ``tau^2``.
+
+    The same formula, with the per-design products (``x_k x_k'``, ``x_k y_k``) formed once, so
+    that each of the ~20 evaluations of a Brent search costs a dozen tiny numpy calls (~15 us
+    against ~65 us through the batched function); ``__call__`` returns half the criterion
+    (the negative log-likelihood up to a constant) at ``max(tau2, 0)``.
+    """
+
+    def __init__(self, yt, Xt, lam, jit, reml: bool = True):
+        k, p = Xt.shape
+        self.yt, self.Xt, self.p, self.reml = yt, Xt, p, reml
+        self.lamj = lam + jit
+        self.XX = (Xt[:, :, None] * Xt[:, None, :]).reshape(k, p * p)
+        self.XY = Xt * yt[:, None]
+
+    def __call__(self, tau2) -> float:
+        w = 1.0 / (self.lamj + max(tau2, 0.0))
+        A = (w @ self.XX).reshape(self.p, self.p)
+        Ai = batched_inv(A)
+        r = self.yt - self.Xt @ (Ai @ (w @ self.XY))
+        nll = float(w @ (r * r)) - float(np.sum(np.log(w)))
+        if self.reml:
+            nll += float(np.linalg.slogdet(A)[1])
+        return 0.5 * nll if np.isfinite(nll) else np.inf
+
+
 def _neg_loglik(tau2, yt, Xt, lam, jit, reml):
     """Half :func:`reml_criterion` of one rotated response at one ``tau^2`` (clipped at 0)."""
-    return 0.5 * float(reml_criterion(yt[None, :], Xt, lam, jit, [max(tau2, 0.0)],
-                                      reml=reml)[0, 0])
+    return ScalarCriterion(yt, Xt, lam, jit, reml)(tau2)
 
 
 def _rotate(y, X, V, basis):
@@ -199,11 +225,11 @@ def estimate_tau2(y, X, V, *, method: str = "REML", basis=None) -> float:
     yt, Xt, lam, jit = _rotate(y, X, V, basis)
     spread = float(np.var(y)) + float(np.mean(np.diag(V)))
     upper = 10.0 * spread if spread > 0 else 1e-12       # relative: scores may be tiny
-    args = (yt, Xt, lam, jit, reml)
-    res = optimize.minimize_scalar(_neg_loglik, bounds=(0.0, upper), method="bounded",
-                                   args=args, options={"xatol": upper * 1e-8})
+    f = ScalarCriterion(yt, Xt, lam, jit, reml)
+    res = optimize.minimize_scalar(f, bounds=(0.0, upper), method="bounded",
+                                   options={"xatol": upper * 1e-8})
     best = float(res.x)
-    if _neg_loglik(0.0, *args) <= res.fun:
+    if f(0.0) <= res.fun:
         best = 0.0
     return best
 
@@ -267,7 +293,8 @@ class MetaFit:
         return -2 * self.loglik + 2 * K + 2 * K * (K + 1) / (self.n_obs - K - 1)
 
 
-def fit_metareg(y, X, V, *, tau2: float | None = None, basis=None) -> MetaFit:
+def fit_metareg(y, X, V, *, tau2: float | None = None, basis=None,
+                loglik: bool = True) -> MetaFit:
     """Fit the random-effects meta-regression with REML ``tau^2`` and Knapp-Hartung inference.
 
     Parameters
@@ -283,6 +310,9 @@ def fit_metareg(y, X, V, *, tau2: float | None = None, basis=None) -> MetaFit:
     basis : tuple, optional
         :func:`eigen_basis` of ``V`` (computed when not given); pass it when fitting several
         designs to the same models.
+    loglik : bool
+        Compute the maximised ML log-likelihood (for AICc; one more ``tau^2`` search); NaN
+        when False, for fits whose only use is their coefficients.
 
     Returns
     -------
@@ -305,11 +335,13 @@ def fit_metareg(y, X, V, *, tau2: float | None = None, basis=None) -> MetaFit:
     tau2 = estimate_tau2(y, X, V, basis=basis) if tau2 is None else float(tau2)
     beta, Ai, q = gls_rotated(yt[None, :], Xt, lam, jit, np.array([tau2]))
     kh_scale = max(1.0, float(q[0]) / (k - p))
-    tau2_ml = estimate_tau2(y, X, V, method="ML", basis=basis)
-    loglik = -_neg_loglik(tau2_ml, yt, Xt, lam, jit, False) - 0.5 * k * np.log(2 * np.pi)
+    ll = np.nan
+    if loglik:
+        tau2_ml = estimate_tau2(y, X, V, method="ML", basis=basis)
+        ll = -_neg_loglik(tau2_ml, yt, Xt, lam, jit, False) - 0.5 * k * np.log(2 * np.pi)
     Sigma = V + (tau2 + jit) * np.eye(k)
     return MetaFit(params=beta[0], cov=kh_scale * Ai[0], df_resid=int(k - p), tau2=tau2,
-                   kh_scale=kh_scale, loglik=float(loglik), n_obs=k, n_params=p, sigma=Sigma,
+                   kh_scale=kh_scale, loglik=float(ll), n_obs=k, n_params=p, sigma=Sigma,
                    X=X, y=y)
 
 

@@ -72,14 +72,16 @@ class TwoLines:
         return max(self.p_left, self.p_right) if ok else 1.0
 
 
-def interrupted_regression(y, V, z, groups, c, tau2=None, basis=None):
+def interrupted_regression(y, V, z, groups, c, tau2=None, basis=None, loglik=True):
     """Fit the two lines at breakpoint ``c`` as Simonsohn's ``reg2`` does.
 
     Two fits are made: the left slope comes from the fit in which a model at ``z == c`` belongs
     to the low line, the right slope from the fit in which it belongs to the high line (when no
     model sits at ``c`` the fits are identical).
 
-    ``basis`` is the :func:`~scalingfit.metareg.eigen_basis` of ``V`` when the caller has it.
+    ``basis`` is the :func:`~scalingfit.metareg.eigen_basis` of ``V`` when the caller has it;
+    ``loglik=False`` skips the first fit's ML log-likelihood (AICc), which only the final
+    breakpoint's fit needs (the second fit's is never used).
 
     Returns
     -------
@@ -92,13 +94,13 @@ def interrupted_regression(y, V, z, groups, c, tau2=None, basis=None):
     nf = int(np.max(groups)) + 1
     X1 = design_matrix("two_lines", z, groups, breakpoint=c)
     basis = eigen_basis(V) if basis is None else basis
-    fit1 = fit_metareg(y, X1, V, tau2=tau2, basis=basis)
+    fit1 = fit_metareg(y, X1, V, tau2=tau2, basis=basis, loglik=loglik)
     left = fit1.contrast(np.eye(X1.shape[1])[nf])
     if np.any(z == c):
         X2 = X1.copy()
         at = z == c
         X2[at, nf + 2] = 1.0               # the model at c joins the high line
-        fit2 = fit_metareg(y, X2, V, tau2=tau2, basis=basis)
+        fit2 = fit_metareg(y, X2, V, tau2=tau2, basis=basis, loglik=False)
         right = fit2.contrast(np.eye(X2.shape[1])[nf + 1])
     else:
         right = fit1.contrast(np.eye(X1.shape[1])[nf + 1])
@@ -187,7 +189,7 @@ def two_lines_test(y, V, z, groups, quad: MetaFit, *, basis=None) -> TwoLines | 
         return None
     basis = eigen_basis(V) if basis is None else basis
     c0 = _clip_breakpoint(float(np.median(region)), z)
-    _, left, right = interrupted_regression(y, V, z, groups, c0, basis=basis)
+    _, left, right = interrupted_regression(y, V, z, groups, c0, basis=basis, loglik=False)
     c = _clip_breakpoint(robin_hood_breakpoint(region, left[2], right[2]), z)
     fit, left, right = interrupted_regression(y, V, z, groups, c, basis=basis)
     return TwoLines(breakpoint=c, slope_left=left[0], se_left=left[1], p_left=left[3],

@@ -164,6 +164,14 @@ def _qualify_example_ids(df: pd.DataFrame) -> None:
 
 
 def _check_example_sets(df: pd.DataFrame) -> None:
+    """Every model of a family has the family's whole set of example ids.
+
+    Rows are unique per (family, model, example) by now, so the sets agree exactly when each
+    model has as many rows as its family has distinct ids: one vectorised count
+    (:func:`_example_sets_agree`); only a failing table walks the sets to word the message.
+    """
+    if _example_sets_agree(df):
+        return
     for fam, sub in df.groupby("family", sort=False):
         sets = sub.groupby("model", sort=False)["example_id"].agg(frozenset)
         union = frozenset().union(*sets)
@@ -176,6 +184,18 @@ def _check_example_sets(df: pd.DataFrame) -> None:
                     f"{sorted(map(str, missing))[:3]}). Paired analysis needs every model scored "
                     "on the same examples: re-run the missing examples or drop them for all "
                     "models.")
+
+
+def _example_sets_agree(df: pd.DataFrame) -> bool:
+    """Rows per (family, model) equal distinct example ids per family, for every model."""
+    fam = pd.factorize(df["family"])[0]
+    model = pd.factorize(df["model"])[0]
+    ex = pd.factorize(df["example_id"])[0]
+    n_fam, n_ex = int(fam.max()) + 1, int(ex.max()) + 1
+    pairs, rows = np.unique(model.astype(np.int64) * n_fam + fam, return_counts=True)
+    fam_ex = np.unique(fam.astype(np.int64) * n_ex + ex)       # distinct (family, id) pairs
+    distinct = np.bincount(fam_ex // n_ex, minlength=n_fam)
+    return bool(np.all(rows == distinct[pairs % n_fam]))
 
 
 def _check_proportion(df: pd.DataFrame, metric: str | None) -> None:
@@ -313,10 +333,20 @@ def _check_summary_rows(df: pd.DataFrame) -> None:
             "computed from the examples.")
 
 
-def _family_signature(sub: pd.DataFrame, per_example: bool):
-    """What a family's evidence is: its sizes and scores (per example, in example order)."""
-    cols = ["n_params", "example_id", "score"] if per_example else [
-        "n_params", "score", *[c for c in ("n", "se") if c in sub.columns]]
+def _family_signature(sub: pd.DataFrame, per_example: bool, example_code=None):
+    """What a family's evidence is: its sizes and scores (per example, in example order).
+
+    Per-example ids enter as ``example_code``, their ranks in the sorted set of all ids
+    (equal ids, equal codes; sorting by code is sorting by id), so the signature is one
+    numeric array hashed as bytes rather than a tuple of Python rows.
+    """
+    if per_example:
+        rows = np.column_stack([sub["n_params"].to_numpy(dtype=float),
+                                example_code.astype(float),
+                                sub["score"].to_numpy(dtype=float)])
+        rows = rows[np.lexsort((rows[:, 1], rows[:, 0]))]
+        return rows.shape, hash(rows.tobytes())
+    cols = ["n_params", "score", *[c for c in ("n", "se") if c in sub.columns]]
     rows = sub[cols].sort_values(cols[:2]).to_numpy()
     return rows.shape, hash(rows.tobytes()) if rows.dtype != object else hash(
         tuple(map(tuple, rows)))
@@ -326,10 +356,14 @@ def _check_copied_families(df: pd.DataFrame, per_example: bool) -> None:
     """A family that repeats another's sizes and scores exactly is the same evidence twice
     (pseudo-replication): it would tighten the pooled interval for nothing."""
     seen = {}
-    for fam, sub in df.groupby("family", sort=False):
+    code = pd.factorize(df["example_id"], sort=True)[0] if per_example else None
+    fam_codes, fams = pd.factorize(df["family"])
+    for f, fam in enumerate(fams):
+        pos = np.flatnonzero(fam_codes == f)
+        sub = df.iloc[pos]
         if sub["score"].nunique() == 1:
             continue          # one score everywhere (a floor or ceiling): degenerate, not a copy
-        key = _family_signature(sub, per_example)
+        key = _family_signature(sub, per_example, None if code is None else code[pos])
         if key in seen:
             raise DataValidationError(
                 f"family {fam!r} repeats family {seen[key]!r} exactly (the same sizes and "
@@ -532,13 +566,22 @@ def _order_models(df: pd.DataFrame) -> pd.DataFrame:
         ["_fam_rank", "_x", "model"], kind="stable")
 
 
+def _score_matrix(df: pd.DataFrame, keys: pd.DataFrame) -> np.ndarray:
+    """Examples (in order of first appearance) x models (in ``keys`` order) scores, NaN where a
+    model has no row for an example (families scored on different example sets): what
+    ``pivot_table(index='example_id', columns=['family', 'model'], sort=False)`` gives, filled
+    from integer codes."""
+    row, ids = pd.factorize(df["example_id"])
+    col = pd.MultiIndex.from_frame(keys[["family", "model"]]).get_indexer(
+        pd.MultiIndex.from_arrays([df["family"], df["model"]]))
+    S = np.full((len(ids), len(keys)), np.nan)
+    S[row, col] = df["score"].to_numpy(dtype=float)
+    return S
+
+
 def _per_example_scores(df: pd.DataFrame, meta: dict) -> ModelScores:
     keys = _order_models(df.drop_duplicates(["family", "model"])[["family", "model", "_x"]])
-    wide = df.pivot_table(index="example_id", columns=["family", "model"], values="score",
-                          aggfunc="first", sort=False)
-    cols = pd.MultiIndex.from_frame(keys[["family", "model"]])
-    wide = wide.reindex(columns=cols)
-    S = wide.to_numpy(dtype=float)
+    S = _score_matrix(df, keys)
     k = S.shape[1]
     cov = np.zeros((k, k))
     blocks = []

@@ -603,6 +603,7 @@ def _per_example_scores(df: pd.DataFrame, meta: dict) -> ModelScores:
     models["score"] = np.nanmean(S, axis=0)
     models["se"] = np.sqrt(np.diag(cov))
     models["n_examples"] = n_ex
+    models.attrs = {}       # the table's attrs: pandas would deep-copy them on every operation
     return ModelScores(models=models, cov=cov, matrix=S, blocks=blocks, meta=meta)
 
 
@@ -626,5 +627,6 @@ def _aggregated_scores(df: pd.DataFrame, meta: dict) -> ModelScores:
     models["se"] = se
     models["n_examples"] = df["n"].to_numpy() if "n" in df.columns else np.nan
     blocks = [np.array([j]) for j in range(len(df))]
+    models.attrs = {}       # the table's attrs: pandas would deep-copy them on every operation
     return ModelScores(models=models, cov=np.diag(se**2), matrix=None, blocks=blocks, meta=meta)
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import linalg, optimize, stats
+from scipy import linalg, optimize, special
 
 from .exceptions import DataValidationError
 
@@ -271,7 +271,7 @@ class MetaFit:
         est = float(c @ self.params)
         se = float(np.sqrt(max(c @ self.cov @ c, 0.0)))
         t = est / se if se > 0 else np.inf * np.sign(est)
-        p = float(2 * stats.t.sf(abs(t), self.df_resid)) if np.isfinite(t) else 0.0
+        p = float(2 * special.stdtr(self.df_resid, -abs(t))) if np.isfinite(t) else 0.0
         return est, se, float(t), p
 
     def wald_f(self, R) -> tuple[float, float]:
@@ -279,10 +279,10 @@ class MetaFit:
         R = np.atleast_2d(np.asarray(R, dtype=float))
         est = R @ self.params
         F = float(est @ np.linalg.solve(R @ self.cov @ R.T, est)) / R.shape[0]
-        return F, float(stats.f.sf(F, R.shape[0], self.df_resid))
+        return F, float(special.fdtrc(R.shape[0], self.df_resid, F))
 
     def t_quantile(self, confidence_level: float) -> float:
-        return float(stats.t.ppf(0.5 + confidence_level / 2, self.df_resid))
+        return float(special.stdtrit(self.df_resid, 0.5 + confidence_level / 2))
 
     @property
     def aicc(self) -> float:

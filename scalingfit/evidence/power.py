@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 from scipy.optimize import brentq
 from scipy.special import ndtr
 
@@ -87,12 +87,12 @@ def _coef_test(d: LabelData, kind: str = "slope", k_models=None):
     if kind == "curvature":
         X = design_matrix("quadratic", d.z, d.groups) if k_models is None else None
         df = k - G - 2
-        return X, G + 1, df, float(stats.t.ppf(1 - d.alpha / 2, max(df, 1)))
+        return X, G + 1, df, float(special.stdtrit(max(df, 1), 1 - d.alpha / 2))
     X = design_matrix("linear", d.z, d.groups) if k_models is None else None
     df = k - G - 1
     two_tests = d.allow_u and n_scales >= U_MIN_SIZES and k - (G + 3) >= 1
     level = d.alpha / 2 if two_tests else d.alpha
-    return X, G, df, float(stats.t.ppf(1 - level / 2, max(df, 1)))
+    return X, G, df, float(special.stdtrit(max(df, 1), 1 - level / 2))
 
 
 def _resid_ss(X, col):

@@ -14,7 +14,7 @@ Knapp, G. & Hartung, J. (2003). Statistics in Medicine 22:2693-2710.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+from scipy import special  # t and F tails as scipy.stats computes them, without its checks
 
 from ..curves import design_matrix
 from ..metareg import batched_inv, eigen_basis, gls_rotated, reml_criterion
@@ -87,7 +87,7 @@ def _t_p(est, var, df):
     se = np.sqrt(np.maximum(var, 0.0))
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(se > 0, est / se, np.inf * np.sign(est))
-    p = 2 * stats.t.sf(np.abs(t), np.maximum(df, 1))
+    p = 2 * special.stdtr(np.maximum(df, 1), -np.abs(t))
     return se, t, np.where(np.isfinite(t), p, 0.0)
 
 
@@ -98,8 +98,8 @@ def tost_p(est, se, margin, df):
         return np.ones_like(est)
     df = np.maximum(df, 1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        p_lo = np.where(se > 0, stats.t.sf((est + margin) / se, df), (est <= -margin) * 1.0)
-        p_hi = np.where(se > 0, stats.t.cdf((est - margin) / se, df), (est >= margin) * 1.0)
+        p_lo = np.where(se > 0, special.stdtr(df, -(est + margin) / se), (est <= -margin) * 1.0)
+        p_hi = np.where(se > 0, special.stdtr(df, (est - margin) / se), (est >= margin) * 1.0)
     return np.fmax(p_lo, p_hi)
 
 
@@ -171,7 +171,7 @@ def _quadratic_step(d, R, G, allow_u):
         est = bq[:, G:G + 2]
         C = cq[:, G:G + 2, G:G + 2]
         F = np.einsum("bi,bij,bj->b", est, batched_inv(C), est) / 2
-        p_quad = np.where(allow_u, stats.f.sf(F, 2, np.maximum(dfq, 1)), np.nan)
+        p_quad = np.where(allow_u, special.fdtrc(2, np.maximum(dfq, 1), F), np.nan)
         bow_p = tost_p(bq[:, G + 1] * (R.z_range / 2) ** 2,
                        np.sqrt(cq[:, G + 1, G + 1]) * (R.z_range / 2) ** 2, d.margin, dfq)
     return p_quad, bow_p

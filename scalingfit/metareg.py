@@ -115,14 +115,14 @@ def reml_criterion(Yt, Xt, lam, jit, grid, *, reml: bool = True):
     p = Xt.shape[-1]
     A = _cross(w, Xt)                                       # (G, p, p) or (G, B, p, p)
     if Xt.ndim == 2:
-        YX = (Yt[:, :, None] * Xt[None, :, :]).transpose(0, 2, 1).reshape(B * p, k)
-        rhs = (YX @ w.T).reshape(B, p, -1).transpose(2, 0, 1)              # (G, B, p)
+        YX = (Yt.T[:, :, None] * Xt[:, None, :]).reshape(k, B * p)         # y_bk x_k
+        rhs = (w @ YX).reshape(-1, B, p)                                   # (G, B, p)
         beta = rhs @ batched_inv(A)                                        # A symmetric
         if B * len(grid) <= EXACT_RESIDUALS:
             r = Yt[None, :, :] - beta @ Xt.T                               # (G, B, k)
             q = np.einsum("gbk,gk->gb", r * r, w)
         else:   # large batches: q = y'Wy - rhs' beta, every product a BLAS matrix product
-            q = ((Yt * Yt) @ w.T).T - np.einsum("gbp,gbp->gb", rhs, beta)
+            q = w @ (Yt * Yt).T - np.einsum("gbp,gbp->gb", rhs, beta)
         logdet_x = np.linalg.slogdet(A)[1][:, None]
     else:
         XY = (Xt * Yt[:, :, None]).transpose(1, 0, 2).reshape(k, B * p)

@@ -129,21 +129,37 @@ def examples_for_power(d: LabelData, effect, *, tau2: float, n_examples: float,
     a = np.geomspace(1e4, 1e-6, 201)                 # a = n_now / n: n grows along the grid
     var = _coef_var(X, d.V, tau2, a, col)
     floor = _coef_var(X, d.V, 0.0, a, col) / var if tau2 > 0 else np.ones_like(a)
-    pw = power_at(eff[:, None] / np.sqrt(var)[None, :], df, crit, floor[None, :])
+    sd = np.sqrt(var)
     out = []
-    for e, row in zip(eff, pw):
-        hit = np.flatnonzero(row >= target)
-        if e == 0 or not len(hit):
+    for e in eff:
+        hit = None if e == 0 else _first_crossing(e / sd, df, crit, floor, target)
+        if hit is None:
             out.append(None)
             continue
-        i = hit[0]
+        i, before, at = hit
         if i == 0:
             out.append(1)
             continue
-        f = (target - row[i - 1]) / (row[i] - row[i - 1])
+        f = (target - before) / (at - before)
         log_a = np.log(a[i - 1]) + f * (np.log(a[i]) - np.log(a[i - 1]))
         out.append(int(np.ceil(n_examples / np.exp(log_a))))
     return out if np.ndim(effect) else out[0]
+
+
+def _first_crossing(delta, df, crit, floor, target, block: int = 25):
+    """``(i, power[i - 1], power[i])`` at the first grid point whose :func:`power_at` reaches
+    ``target`` (None if none does). The grid is scanned block by block from its start and each
+    point's power does not depend on the others, so the answer is the whole grid's, bit for
+    bit, with the points after the crossing never computed."""
+    before = np.nan
+    for start in range(0, len(delta), block):
+        pw = power_at(delta[start:start + block], df, crit, floor[start:start + block])
+        hit = np.flatnonzero(pw >= target)
+        if len(hit):
+            j = hit[0]
+            return start + j, (pw[j - 1] if j else before), pw[j]
+        before = pw[-1]
+    return None
 
 
 def u_verdict_power(d: LabelData, params, claim: str, *, tau2: float, n_examples: float,

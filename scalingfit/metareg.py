@@ -64,11 +64,23 @@ def eigen_basis(V):
 
 
 def batched_inv(A):
-    """Batched inverse; the pseudo-inverse when some matrix is singular (masked by callers)."""
+    """Batched inverse; the pseudo-inverse of the matrices that are singular (their results
+    are masked by callers), the inverse of the others."""
     try:
         return np.linalg.inv(A)
     except np.linalg.LinAlgError:
-        return np.linalg.pinv(A)
+        if A.ndim == 2:
+            return np.linalg.pinv(A)
+    p = A.shape[-1]
+    flat = A.reshape(-1, p, p)
+    singular = np.linalg.slogdet(flat)[0] == 0          # a zero pivot: what made inv fail
+    out = np.empty_like(flat)
+    try:
+        out[~singular] = np.linalg.inv(flat[~singular])
+        out[singular] = np.linalg.pinv(flat[singular])
+    except np.linalg.LinAlgError:                       # pragma: no cover - belt and braces
+        out = np.linalg.pinv(flat)
+    return out.reshape(A.shape)
 
 
 #: up to this many (response, tau^2) pairs the residual quadratic form is summed from explicit

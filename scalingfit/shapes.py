@@ -319,15 +319,18 @@ class ShapeAnalysis:
 
 
 def _selection_table(label, fits: dict) -> pd.DataFrame:
-    rows = [{"family": label, "curve": name, "n_params": f.n_params + 1, "loglik": f.loglik,
-             "aicc": f.aicc} for name, f in fits.items() if f is not None]
-    df = pd.DataFrame(rows)
-    finite = np.isfinite(df["aicc"])
-    best = df.loc[finite, "aicc"].min() if finite.any() else np.nan
-    df["delta_aicc"] = df["aicc"] - best
-    w = np.where(finite, np.exp(-0.5 * df["delta_aicc"].where(finite, 0.0)), 0.0)
-    df["weight"] = w / w.sum() if w.sum() > 0 else np.nan
-    return df
+    """AICc, its differences and Akaike weights of the fitted curves (numpy, one frame)."""
+    fits = {name: f for name, f in fits.items() if f is not None}
+    aicc = np.array([f.aicc for f in fits.values()], dtype=float)
+    finite = np.isfinite(aicc)
+    best = aicc[finite].min() if finite.any() else np.nan
+    delta = aicc - best
+    w = np.where(finite, np.exp(-0.5 * np.where(finite, delta, 0.0)), 0.0)
+    return pd.DataFrame({
+        "family": [label] * len(fits), "curve": list(fits),
+        "n_params": [f.n_params + 1 for f in fits.values()],
+        "loglik": [f.loglik for f in fits.values()], "aicc": aicc, "delta_aicc": delta,
+        "weight": w / w.sum() if w.sum() > 0 else np.full(len(fits), np.nan)})
 
 
 def analyse_shape(label, y, V, log10_x, groups, *, alpha=0.05, confidence_level=0.95,

@@ -30,7 +30,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import linalg, optimize, special
+from scipy import linalg, special
 from scipy.linalg import lapack
 
 from .exceptions import DataValidationError
@@ -213,6 +213,81 @@ def _rotate(y, X, V, basis):
     return Q.T @ y, Q.T @ X, lam, jit
 
 
+def bounded_brent(f, a: float, b: float, *, xatol: float, maxfun: int = 500):
+    """Minimise ``f`` on ``[a, b]``: ``(x, f(x))``, step for step scipy's bounded Brent.
+
+    A transcription of ``scipy.optimize.minimize_scalar(method='bounded')`` (scipy 1.17,
+    ``_minimize_scalar_bounded``: golden section with parabolic steps, the same tolerances and
+    comparisons) on Python floats, without the numpy scalar calls and result object that cost
+    as much as a criterion evaluation per step; it returns the same ``x`` and ``f(x)`` bit
+    for bit (checked by ``benchmarks/bench_fit.py``).
+    """
+    sqrt_eps = math.sqrt(2.2e-16)
+    golden_mean = 0.5 * (3.0 - math.sqrt(5.0))
+    fulc = a + golden_mean * (b - a)
+    nfc = xf = fulc
+    rat = e = 0.0
+    fx = f(xf)
+    num = 1
+    ffulc = fnfc = fx
+    xm = 0.5 * (a + b)
+    tol1 = sqrt_eps * abs(xf) + xatol / 3.0
+    tol2 = 2.0 * tol1
+    while abs(xf - xm) > (tol2 - 0.5 * (b - a)):
+        golden = True
+        if abs(e) > tol1:                               # try a parabolic step
+            golden = False
+            r = (xf - nfc) * (fx - ffulc)
+            q = (xf - fulc) * (fx - fnfc)
+            p = (xf - fulc) * q - (xf - nfc) * r
+            q = 2.0 * (q - r)
+            if q > 0.0:
+                p = -p
+            q = abs(q)
+            r, e = e, rat
+            if abs(p) < abs(0.5 * q * r) and p > q * (a - xf) and p < q * (b - xf):
+                rat = (p + 0.0) / q
+                x = xf + rat
+                if (x - a) < tol2 or (b - x) < tol2:
+                    rat = tol1 * (_sign(xm - xf) + ((xm - xf) == 0))
+            else:
+                golden = True
+        if golden:                                      # golden-section step
+            e = (a - xf) if xf >= xm else (b - xf)
+            rat = golden_mean * e
+        x = xf + (_sign(rat) + (rat == 0)) * max(abs(rat), tol1)
+        fu = f(x)
+        num += 1
+        if fu <= fx:
+            if x >= xf:
+                a = xf
+            else:
+                b = xf
+            fulc, ffulc = nfc, fnfc
+            nfc, fnfc = xf, fx
+            xf, fx = x, fu
+        else:
+            if x < xf:
+                a = x
+            else:
+                b = x
+            if fu <= fnfc or nfc == xf:
+                fulc, ffulc = nfc, fnfc
+                nfc, fnfc = x, fu
+            elif fu <= ffulc or fulc == xf or fulc == nfc:
+                fulc, ffulc = x, fu
+        xm = 0.5 * (a + b)
+        tol1 = sqrt_eps * abs(xf) + xatol / 3.0
+        tol2 = 2.0 * tol1
+        if num >= maxfun:
+            break
+    return xf, fx
+
+
+def _sign(v: float) -> float:
+    return 1.0 if v > 0 else (-1.0 if v < 0 else 0.0)
+
+
 def estimate_tau2(y, X, V, *, method: str = "REML", basis=None) -> float:
     """Between-model variance ``tau^2`` by REML (default) or ML, bounded below by zero.
 
@@ -232,7 +307,8 @@ def estimate_tau2(y, X, V, *, method: str = "REML", basis=None) -> float:
 
     Notes
     -----
-    Bounded Brent search (``xatol = 1e-8`` of the upper bound ``10 (var y + mean V_mm)``) of
+    Bounded Brent search (:func:`bounded_brent`, ``xatol = 1e-8`` of the upper bound
+    ``10 (var y + mean V_mm)``) of
     :func:`reml_criterion`, evaluated in the eigenbasis of ``V``; zero when the criterion at 0 is
     no worse than at the optimum found.
     """
@@ -245,10 +321,9 @@ def estimate_tau2(y, X, V, *, method: str = "REML", basis=None) -> float:
     spread = float(np.var(y)) + float(np.mean(np.diag(V)))
     upper = 10.0 * spread if spread > 0 else 1e-12       # relative: scores may be tiny
     f = ScalarCriterion(yt, Xt, lam, jit, reml)
-    res = optimize.minimize_scalar(f, bounds=(0.0, upper), method="bounded",
-                                   options={"xatol": upper * 1e-8})
-    best = float(res.x)
-    if f(0.0) <= res.fun:
+    x, fx = bounded_brent(f, 0.0, upper, xatol=upper * 1e-8)
+    best = float(x)
+    if f(0.0) <= fx:
         best = 0.0
     return best
 

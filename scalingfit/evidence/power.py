@@ -18,7 +18,7 @@ from scipy.special import ndtr
 from ..bootstrap import as_generator
 from ..curves import design_matrix
 from ..diagnostics import POWER_TARGET
-from ..metareg import ridge
+from ..metareg import eigen_basis
 from ..verdicts import U_MIN_SIZES, U_SHAPES
 from .labels import LabelData
 from .replicates import batched_verdicts
@@ -59,13 +59,26 @@ def _chi2_quantiles(df: int, n_q: int) -> np.ndarray:
 
 def _coef_var(X, V, tau2, a, col):
     """``[(X' (a V + tau^2 I)^-1 X)^-1]_{col,col}`` for an array of ``a`` (via V's eigenvectors)."""
-    lam, Q = np.linalg.eigh(V)
-    lam = np.clip(lam, 0.0, None)
+    lam, Q, jit = _basis(V)
     Xt = Q.T @ X
     a = np.atleast_1d(np.asarray(a, dtype=float))
-    w = 1.0 / (a[:, None] * lam[None, :] + tau2 + ridge(V) + 1e-300)
+    w = 1.0 / (a[:, None] * lam[None, :] + tau2 + jit + 1e-300)
     A = np.einsum("kp,ak,kq->apq", Xt, w, Xt)
     return np.linalg.inv(A)[:, col, col]
+
+
+def _basis(V):
+    """:func:`~scalingfit.metareg.eigen_basis` of ``V``, the last one reused (a power analysis
+    asks for the same covariance a dozen times)."""
+    entry = _BASIS.get("last")
+    if entry is not None and entry[0].shape == V.shape and np.array_equal(entry[0], V):
+        return entry[1]
+    basis = eigen_basis(V)
+    _BASIS["last"] = (np.array(V, dtype=float), basis)    # one tuple: swapped atomically
+    return basis
+
+
+_BASIS: dict = {}
 
 
 def _solve_delta(df, crit, floor, target):

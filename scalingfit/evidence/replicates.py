@@ -111,12 +111,19 @@ def fit_observed(d: LabelData, X):
     return beta[0], float(tau2[0])
 
 
-def _scales_kept(z, keep):
-    """Number of distinct scales among kept models, per replicate (keep: (B, k) bool)."""
+def _scale_onehot(z):
+    """(k, n_scales) float indicator of each model's distinct scale."""
     u, inv = np.unique(z, return_inverse=True)
-    onehot = np.zeros((len(z), len(u)), bool)
-    onehot[np.arange(len(z)), inv] = True
-    return (keep.astype(int) @ onehot.astype(int) > 0).sum(axis=1)
+    onehot = np.zeros((len(z), len(u)))
+    onehot[np.arange(len(z)), inv] = 1.0
+    return onehot
+
+
+def _scales_kept(z, keep, onehot=None):
+    """Number of distinct scales among kept models, per replicate (keep: (B, k) bool); the
+    counts are small whole numbers, exact in the BLAS float product."""
+    onehot = _scale_onehot(z) if onehot is None else onehot
+    return (keep.astype(float) @ onehot > 0).sum(axis=1)
 
 
 # ---------------------------------------------------------------------------- the engine
@@ -130,7 +137,8 @@ class _Replicates:
             drop = np.asarray(drop)
             self.keep[np.arange(self.B)[drop >= 0], drop[drop >= 0]] = False
         self.n_kept = self.keep.sum(axis=1)
-        self.n_scales = _scales_kept(d.z, self.keep)
+        self.onehot = _scale_onehot(d.z)
+        self.n_scales = _scales_kept(d.z, self.keep, self.onehot)
         self.lam, self.Q, self.jit = eigen_basis(d.V)
         self.Yt = Y @ self.Q
         self.grid = _tau2_grid(self.lam, Y, n_grid)
@@ -179,11 +187,12 @@ def _quadratic_step(d, R, G, allow_u):
 
 def _two_lines_ok(d, R, G, allow_u, c):
     z, keep = d.z, R.keep
-    low_scales = _scales_kept(z, keep & (z <= c)[None, :])
-    high_scales = _scales_kept(z, keep & (z > c)[None, :])
+    oh = R.onehot
+    low_scales = _scales_kept(z, keep & (z <= c)[None, :], oh)
+    high_scales = _scales_kept(z, keep & (z > c)[None, :], oh)
     at = keep & np.isclose(z, c, rtol=0, atol=1e-12)[None, :]
-    low2 = _scales_kept(z, keep & (z < c)[None, :] & ~at)
-    high2 = _scales_kept(z, keep & ((z > c)[None, :] | at))
+    low2 = _scales_kept(z, keep & (z < c)[None, :] & ~at, oh)
+    high2 = _scales_kept(z, keep & ((z > c)[None, :] | at), oh)
     tl_ok = allow_u & (low_scales >= 2) & (high_scales >= 2) & (low2 >= 2) & (high2 >= 2)
     tl_ok &= R.n_kept - (G + 3) >= 1
     return tl_ok

@@ -15,7 +15,7 @@ item 5), extracted with ``git archive`` and timed in a subprocess on the same ta
 Targets of issue 13 (the speed phase): fit_trend 3 x 8 x 1,000 <= 0.2 s; the 65-task screen
 >= 3x faster than the serial loop with ``n_jobs=1``, >= 1.7x more with ``n_jobs=2`` on 2 cores,
 and <= 10 s. ``--profile`` prints where one per-example and one aggregated fit spend their time
-(cProfile, top functions by own time, and the number of ``minimize_scalar`` calls).
+(cProfile, top functions by own time, and the number of scalar REML searches).
 
 Usage::
 
@@ -158,9 +158,17 @@ def profile(label, fn, top=15):
     fn()
     prof.disable()
     stats = pstats.Stats(prof)
-    calls = sum(v[1] for k, v in stats.stats.items() if k[2] == "minimize_scalar")
+
+    def calls(*names, where=""):
+        return sum(v[1] for k, v in stats.stats.items()
+                   if k[2] in names and k[0].endswith(where))
+
     total = stats.total_tt
-    print(f"\nprofile of {label}: {total:.3f} s under cProfile, {calls} minimize_scalar calls")
+    searches = calls("minimize_scalar", "bounded_brent")
+    evals = calls("_neg_loglik", "__call__", where="metareg.py")
+    print(f"\nprofile of {label}: {total:.3f} s under cProfile; {searches} scalar REML "
+          f"searches, {evals} criterion evaluations, {calls('batched_verdicts')} "
+          "batched_verdicts calls")
     for title, key, restrict in (("by own time", "tottime", (top,)),
                                  ("by cumulative time (scalingfit)", "cumulative",
                                   ("scalingfit", 20))):

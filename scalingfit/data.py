@@ -164,13 +164,13 @@ def _qualify_example_ids(df: pd.DataFrame) -> None:
 
 
 def _check_example_sets(df: pd.DataFrame) -> None:
-    """Every model of a family has the family's whole set of example ids.
-
-    Rows are unique per (family, model, example) by now, so the sets agree exactly when each
-    model has as many rows as its family has distinct ids: one vectorised count
-    (:func:`_example_sets_agree`); only a failing table walks the sets to word the message.
-    """
-    if _example_sets_agree(df):
+    # (rows are unique by now) the sets agree iff each model has its family's number of ids
+    fam, model, ex = (pd.factorize(df[c])[0].astype(np.int64)
+                      for c in ("family", "model", "example_id"))
+    n_fam, n_ex = fam.max() + 1, ex.max() + 1
+    pairs, rows = np.unique(model * n_fam + fam, return_counts=True)
+    if np.all(rows == np.bincount(np.unique(fam * n_ex + ex) // n_ex, minlength=n_fam)[
+            pairs % n_fam]):
         return
     for fam, sub in df.groupby("family", sort=False):
         sets = sub.groupby("model", sort=False)["example_id"].agg(frozenset)
@@ -184,18 +184,6 @@ def _check_example_sets(df: pd.DataFrame) -> None:
                     f"{sorted(map(str, missing))[:3]}). Paired analysis needs every model scored "
                     "on the same examples: re-run the missing examples or drop them for all "
                     "models.")
-
-
-def _example_sets_agree(df: pd.DataFrame) -> bool:
-    """Rows per (family, model) equal distinct example ids per family, for every model."""
-    fam = pd.factorize(df["family"])[0]
-    model = pd.factorize(df["model"])[0]
-    ex = pd.factorize(df["example_id"])[0]
-    n_fam, n_ex = int(fam.max()) + 1, int(ex.max()) + 1
-    pairs, rows = np.unique(model.astype(np.int64) * n_fam + fam, return_counts=True)
-    fam_ex = np.unique(fam.astype(np.int64) * n_ex + ex)       # distinct (family, id) pairs
-    distinct = np.bincount(fam_ex // n_ex, minlength=n_fam)
-    return bool(np.all(rows == distinct[pairs % n_fam]))
 
 
 def _check_proportion(df: pd.DataFrame, metric: str | None) -> None:
@@ -334,16 +322,9 @@ def _check_summary_rows(df: pd.DataFrame) -> None:
 
 
 def _family_signature(sub: pd.DataFrame, per_example: bool, example_code=None):
-    """What a family's evidence is: its sizes and scores (per example, in example order).
-
-    Per-example ids enter as ``example_code``, their ranks in the sorted set of all ids
-    (equal ids, equal codes; sorting by code is sorting by id), so the signature is one
-    numeric array hashed as bytes rather than a tuple of Python rows.
-    """
-    if per_example:
-        rows = np.column_stack([sub["n_params"].to_numpy(dtype=float),
-                                example_code.astype(float),
-                                sub["score"].to_numpy(dtype=float)])
+    """What a family's evidence is: its sizes and scores (per example, in example order)."""
+    if per_example:   # ids as their ranks among all ids: one numeric array, hashed as bytes
+        rows = np.column_stack([sub["n_params"], example_code, sub["score"]]).astype(float)
         rows = rows[np.lexsort((rows[:, 1], rows[:, 0]))]
         return rows.shape, hash(rows.tobytes())
     cols = ["n_params", "score", *[c for c in ("n", "se") if c in sub.columns]]
@@ -357,11 +338,8 @@ def _check_copied_families(df: pd.DataFrame, per_example: bool) -> None:
     (pseudo-replication): it would tighten the pooled interval for nothing."""
     seen = {}
     code = pd.factorize(df["example_id"], sort=True)[0] if per_example else None
-    fam_codes, fams = pd.factorize(df["family"])
-    for f, fam in enumerate(fams):
-        pos = np.flatnonzero(fam_codes == f)
-        sub = df.iloc[pos]
-        if sub["score"].nunique() == 1:
+    for fam, pos in df.groupby("family", sort=False).indices.items():   # positions, in order
+        if (sub := df.iloc[pos])["score"].nunique() == 1:
             continue          # one score everywhere (a floor or ceiling): degenerate, not a copy
         key = _family_signature(sub, per_example, None if code is None else code[pos])
         if key in seen:
@@ -539,6 +517,7 @@ def model_scores(table: pd.DataFrame, *, x: str = "n_params") -> ModelScores:
     meta["x"] = x
     xs = _x_column(table, x)
     df = table.assign(_x=xs)
+    df.attrs = {}           # else pandas deep-copies the table's attrs on every operation
     if meta["form"] == "per_example":
         return _per_example_scores(df, meta)
     return _aggregated_scores(df, meta)
@@ -566,22 +545,13 @@ def _order_models(df: pd.DataFrame) -> pd.DataFrame:
         ["_fam_rank", "_x", "model"], kind="stable")
 
 
-def _score_matrix(df: pd.DataFrame, keys: pd.DataFrame) -> np.ndarray:
-    """Examples (in order of first appearance) x models (in ``keys`` order) scores, NaN where a
-    model has no row for an example (families scored on different example sets): what
-    ``pivot_table(index='example_id', columns=['family', 'model'], sort=False)`` gives, filled
-    from integer codes."""
-    row, ids = pd.factorize(df["example_id"])
-    col = pd.MultiIndex.from_frame(keys[["family", "model"]]).get_indexer(
-        pd.MultiIndex.from_arrays([df["family"], df["model"]]))
-    S = np.full((len(ids), len(keys)), np.nan)
-    S[row, col] = df["score"].to_numpy(dtype=float)
-    return S
-
-
 def _per_example_scores(df: pd.DataFrame, meta: dict) -> ModelScores:
     keys = _order_models(df.drop_duplicates(["family", "model"])[["family", "model", "_x"]])
-    S = _score_matrix(df, keys)
+    # pivot_table(index='example_id', columns=['family', 'model'], sort=False), from codes
+    row, ids = pd.factorize(df["example_id"])
+    S = np.full((len(ids), len(keys)), np.nan)
+    S[row, pd.MultiIndex.from_frame(keys[["family", "model"]]).get_indexer(
+        pd.MultiIndex.from_arrays([df["family"], df["model"]]))] = df["score"].to_numpy(float)
     k = S.shape[1]
     cov = np.zeros((k, k))
     blocks = []
@@ -603,7 +573,6 @@ def _per_example_scores(df: pd.DataFrame, meta: dict) -> ModelScores:
     models["score"] = np.nanmean(S, axis=0)
     models["se"] = np.sqrt(np.diag(cov))
     models["n_examples"] = n_ex
-    models.attrs = {}       # the table's attrs: pandas would deep-copy them on every operation
     return ModelScores(models=models, cov=cov, matrix=S, blocks=blocks, meta=meta)
 
 
@@ -627,6 +596,5 @@ def _aggregated_scores(df: pd.DataFrame, meta: dict) -> ModelScores:
     models["se"] = se
     models["n_examples"] = df["n"].to_numpy() if "n" in df.columns else np.nan
     blocks = [np.array([j]) for j in range(len(df))]
-    models.attrs = {}       # the table's attrs: pandas would deep-copy them on every operation
     return ModelScores(models=models, cov=np.diag(se**2), matrix=None, blocks=blocks, meta=meta)
 

@@ -84,10 +84,9 @@ def batched_inv(A):
 
 
 #: up to this many (response, tau^2) pairs the residual quadratic form is summed from explicit
-#: residuals; larger batches expand it as ``y'Wy - rhs' beta`` (BLAS products, k / p times
-#: fewer operations, ~1e-12 relative cancellation). Brent's search in :func:`estimate_tau2`
-#: compares criterion values that differ at rounding level near the optimum, so it needs the
-#: exact form to land where it always has.
+#: residuals, the accurate form (as :class:`ScalarCriterion` does for the core's Brent search);
+#: larger batches expand it as ``y'Wy - rhs' beta`` (BLAS products, k / p times fewer
+#: operations, ~1e-12 relative cancellation, as the batched engine always has)
 EXACT_RESIDUALS = 64
 
 

@@ -164,6 +164,14 @@ def _qualify_example_ids(df: pd.DataFrame) -> None:
 
 
 def _check_example_sets(df: pd.DataFrame) -> None:
+    # (rows are unique by now) the sets agree iff each model has its family's number of ids
+    fam, model, ex = (pd.factorize(df[c])[0].astype(np.int64)
+                      for c in ("family", "model", "example_id"))
+    n_fam, n_ex = fam.max() + 1, ex.max() + 1
+    pairs, rows = np.unique(model * n_fam + fam, return_counts=True)
+    if np.all(rows == np.bincount(np.unique(fam * n_ex + ex) // n_ex, minlength=n_fam)[
+            pairs % n_fam]):
+        return
     for fam, sub in df.groupby("family", sort=False):
         sets = sub.groupby("model", sort=False)["example_id"].agg(frozenset)
         union = frozenset().union(*sets)
@@ -314,10 +322,13 @@ def _check_summary_rows(df: pd.DataFrame) -> None:
             "computed from the examples.")
 
 
-def _family_signature(sub: pd.DataFrame, per_example: bool):
+def _family_signature(sub: pd.DataFrame, per_example: bool, example_code=None):
     """What a family's evidence is: its sizes and scores (per example, in example order)."""
-    cols = ["n_params", "example_id", "score"] if per_example else [
-        "n_params", "score", *[c for c in ("n", "se") if c in sub.columns]]
+    if per_example:   # ids as their ranks among all ids: one numeric array, hashed as bytes
+        rows = np.column_stack([sub["n_params"], example_code, sub["score"]]).astype(float)
+        rows = rows[np.lexsort((rows[:, 1], rows[:, 0]))]
+        return rows.shape, hash(rows.tobytes())
+    cols = ["n_params", "score", *[c for c in ("n", "se") if c in sub.columns]]
     rows = sub[cols].sort_values(cols[:2]).to_numpy()
     return rows.shape, hash(rows.tobytes()) if rows.dtype != object else hash(
         tuple(map(tuple, rows)))
@@ -327,10 +338,11 @@ def _check_copied_families(df: pd.DataFrame, per_example: bool) -> None:
     """A family that repeats another's sizes and scores exactly is the same evidence twice
     (pseudo-replication): it would tighten the pooled interval for nothing."""
     seen = {}
-    for fam, sub in df.groupby("family", sort=False):
-        if sub["score"].nunique() == 1:
+    code = pd.factorize(df["example_id"], sort=True)[0] if per_example else None
+    for fam, pos in df.groupby("family", sort=False).indices.items():   # positions, in order
+        if (sub := df.iloc[pos])["score"].nunique() == 1:
             continue          # one score everywhere (a floor or ceiling): degenerate, not a copy
-        key = _family_signature(sub, per_example)
+        key = _family_signature(sub, per_example, None if code is None else code[pos])
         if key in seen:
             raise DataValidationError(
                 f"family {fam!r} repeats family {seen[key]!r} exactly (the same sizes and "
@@ -506,6 +518,7 @@ def model_scores(table: pd.DataFrame, *, x: str = "n_params") -> ModelScores:
     meta["x"] = x
     xs = _x_column(table, x)
     df = table.assign(_x=xs)
+    df.attrs = {}           # else pandas deep-copies the table's attrs on every operation
     if meta["form"] == "per_example":
         return _per_example_scores(df, meta)
     return _aggregated_scores(df, meta)
@@ -535,11 +548,11 @@ def _order_models(df: pd.DataFrame) -> pd.DataFrame:
 
 def _per_example_scores(df: pd.DataFrame, meta: dict) -> ModelScores:
     keys = _order_models(df.drop_duplicates(["family", "model"])[["family", "model", "_x"]])
-    wide = df.pivot_table(index="example_id", columns=["family", "model"], values="score",
-                          aggfunc="first", sort=False)
-    cols = pd.MultiIndex.from_frame(keys[["family", "model"]])
-    wide = wide.reindex(columns=cols)
-    S = wide.to_numpy(dtype=float)
+    # pivot_table(index='example_id', columns=['family', 'model'], sort=False), from codes
+    row, ids = pd.factorize(df["example_id"])
+    S = np.full((len(ids), len(keys)), np.nan)
+    S[row, pd.MultiIndex.from_frame(keys[["family", "model"]]).get_indexer(
+        pd.MultiIndex.from_arrays([df["family"], df["model"]]))] = df["score"].to_numpy(float)
     k = S.shape[1]
     cov = np.zeros((k, k))
     blocks = []

@@ -41,7 +41,7 @@ import pandas as pd
 from scipy import stats
 
 from .curves import CURVES, design_matrix
-from .metareg import MetaFit, fit_metareg
+from .metareg import MetaFit, eigen_basis, fit_metareg
 
 __all__ = ["ShapeAnalysis", "analyse_shape", "default_flat_margin", "two_lines_test", "lind_mehlum_test", "tost_flat",
            "robin_hood_breakpoint", "flat_region", "interrupted_regression"]
@@ -72,12 +72,16 @@ class TwoLines:
         return max(self.p_left, self.p_right) if ok else 1.0
 
 
-def interrupted_regression(y, V, z, groups, c, tau2=None):
+def interrupted_regression(y, V, z, groups, c, tau2=None, basis=None, loglik=True):
     """Fit the two lines at breakpoint ``c`` as Simonsohn's ``reg2`` does.
 
     Two fits are made: the left slope comes from the fit in which a model at ``z == c`` belongs
     to the low line, the right slope from the fit in which it belongs to the high line (when no
     model sits at ``c`` the fits are identical).
+
+    ``basis`` is the :func:`~scalingfit.metareg.eigen_basis` of ``V`` when the caller has it;
+    ``loglik=False`` skips the first fit's ML log-likelihood (AICc), which only the final
+    breakpoint's fit needs (the second fit's is never used).
 
     Returns
     -------
@@ -89,13 +93,14 @@ def interrupted_regression(y, V, z, groups, c, tau2=None):
     z = np.asarray(z, dtype=float)
     nf = int(np.max(groups)) + 1
     X1 = design_matrix("two_lines", z, groups, breakpoint=c)
-    fit1 = fit_metareg(y, X1, V, tau2=tau2)
+    basis = eigen_basis(V) if basis is None else basis
+    fit1 = fit_metareg(y, X1, V, tau2=tau2, basis=basis, loglik=loglik)
     left = fit1.contrast(np.eye(X1.shape[1])[nf])
     if np.any(z == c):
         X2 = X1.copy()
         at = z == c
         X2[at, nf + 2] = 1.0               # the model at c joins the high line
-        fit2 = fit_metareg(y, X2, V, tau2=tau2)
+        fit2 = fit_metareg(y, X2, V, tau2=tau2, basis=basis, loglik=False)
         right = fit2.contrast(np.eye(X2.shape[1])[nf + 1])
     else:
         right = fit1.contrast(np.eye(X1.shape[1])[nf + 1])
@@ -149,7 +154,7 @@ def _clip_breakpoint(c, z):
     return float(np.clip(c, u[1] + eps, u[-2] - eps))
 
 
-def two_lines_test(y, V, z, groups, quad: MetaFit) -> TwoLines | None:
+def two_lines_test(y, V, z, groups, quad: MetaFit, *, basis=None) -> TwoLines | None:
     """The two-lines test with the Robin Hood breakpoint, on model-level scores.
 
     Follows Simonsohn's ``twolines`` R code (app 0.52) step by step (direction rule, middle
@@ -165,6 +170,8 @@ def two_lines_test(y, V, z, groups, quad: MetaFit) -> TwoLines | None:
     z : centred log10 scale; groups : family index of each model.
     quad : MetaFit
         The quadratic fit of the same models.
+    basis : tuple, optional
+        :func:`~scalingfit.metareg.eigen_basis` of ``V`` (computed when not given).
 
     Returns
     -------
@@ -180,10 +187,11 @@ def two_lines_test(y, V, z, groups, quad: MetaFit) -> TwoLines | None:
     region = flat_region(z, fitted, se, u_direction(quad, z.min()))
     if len(region) == 0:
         return None
+    basis = eigen_basis(V) if basis is None else basis
     c0 = _clip_breakpoint(float(np.median(region)), z)
-    _, left, right = interrupted_regression(y, V, z, groups, c0)
+    _, left, right = interrupted_regression(y, V, z, groups, c0, basis=basis, loglik=False)
     c = _clip_breakpoint(robin_hood_breakpoint(region, left[2], right[2]), z)
-    fit, left, right = interrupted_regression(y, V, z, groups, c)
+    fit, left, right = interrupted_regression(y, V, z, groups, c, basis=basis)
     return TwoLines(breakpoint=c, slope_left=left[0], se_left=left[1], p_left=left[3],
                     slope_right=right[0], se_right=right[1], p_right=right[3],
                     n_left=int(np.sum(z <= c)), n_right=int(np.sum(z >= c)), fit=fit)
@@ -311,15 +319,18 @@ class ShapeAnalysis:
 
 
 def _selection_table(label, fits: dict) -> pd.DataFrame:
-    rows = [{"family": label, "curve": name, "n_params": f.n_params + 1, "loglik": f.loglik,
-             "aicc": f.aicc} for name, f in fits.items() if f is not None]
-    df = pd.DataFrame(rows)
-    finite = np.isfinite(df["aicc"])
-    best = df.loc[finite, "aicc"].min() if finite.any() else np.nan
-    df["delta_aicc"] = df["aicc"] - best
-    w = np.where(finite, np.exp(-0.5 * df["delta_aicc"].where(finite, 0.0)), 0.0)
-    df["weight"] = w / w.sum() if w.sum() > 0 else np.nan
-    return df
+    """AICc, its differences and Akaike weights of the fitted curves (numpy, one frame)."""
+    fits = {name: f for name, f in fits.items() if f is not None}
+    aicc = np.array([f.aicc for f in fits.values()], dtype=float)
+    finite = np.isfinite(aicc)
+    best = aicc[finite].min() if finite.any() else np.nan
+    delta = aicc - best
+    w = np.where(finite, np.exp(-0.5 * np.where(finite, delta, 0.0)), 0.0)
+    return pd.DataFrame({
+        "family": [label] * len(fits), "curve": list(fits),
+        "n_params": [f.n_params + 1 for f in fits.values()],
+        "loglik": [f.loglik for f in fits.values()], "aicc": aicc, "delta_aicc": delta,
+        "weight": w / w.sum() if w.sum() > 0 else np.full(len(fits), np.nan)})
 
 
 def analyse_shape(label, y, V, log10_x, groups, *, alpha=0.05, confidence_level=0.95,
@@ -355,20 +366,22 @@ def analyse_shape(label, y, V, log10_x, groups, *, alpha=0.05, confidence_level=
     z = lx - z_center
     n_scales = len(np.unique(z))
     allow_u = allow_u and n_scales >= 5 and len(y) - (groups.max() + 3) >= 1
-    fits = {"flat": fit_metareg(y, design_matrix("flat", z, groups), V),
-            "linear": fit_metareg(y, design_matrix("linear", z, groups), V)}
+    basis = eigen_basis(V)                    # one eigendecomposition for every design
+    fits = {"flat": fit_metareg(y, design_matrix("flat", z, groups), V, basis=basis),
+            "linear": fit_metareg(y, design_matrix("linear", z, groups), V, basis=basis)}
     lin = fits["linear"]
     _, _, _, p_lin = lin.contrast(np.r_[np.zeros(lin.n_params - 1), 1.0])
     quad = tl = lm = None
     p_quad = np.nan
     if len(y) - (groups.max() + 3) >= 1 and n_scales >= 3:
-        quad = fits["quadratic"] = fit_metareg(y, design_matrix("quadratic", z, groups), V)
+        quad = fits["quadratic"] = fit_metareg(y, design_matrix("quadratic", z, groups), V,
+                                               basis=basis)
         R = np.zeros((2, quad.n_params))
         R[0, -2], R[1, -1] = 1.0, 1.0
         _, p_quad = quad.wald_f(R)
         lm = lind_mehlum_test(quad, z.min(), z.max(), confidence_level=confidence_level)
     if allow_u and quad is not None:
-        tl = two_lines_test(y, V, z, groups, quad)
+        tl = two_lines_test(y, V, z, groups, quad, basis=basis)
         if tl is not None and len(y) - (groups.max() + 4) >= 1:
             fits["two_lines"] = tl.fit
     gate = _gate(p_lin, p_quad if allow_u else np.nan)

@@ -38,6 +38,7 @@ def adjacent_differences(ms, *, confidence_level: float = 0.95) -> pd.DataFrame:
     """
     zq = stats.norm.ppf(0.5 + confidence_level / 2)
     y = ms.models["score"].to_numpy(dtype=float)
+    names = ms.models["model"].to_numpy()
     rows = []
     for fam in ms.families:
         idx = ms.family_index(fam)
@@ -47,8 +48,8 @@ def adjacent_differences(ms, *, confidence_level: float = 0.95) -> pd.DataFrame:
             se = float(np.sqrt(max(ms.cov[i, i] + ms.cov[j, j] - 2 * ms.cov[i, j], 0.0)))
             p = float(2 * stats.norm.sf(abs(diff) / se)) if se > 0 else float(diff == 0)
             ps.append(p)
-            rows.append({"family": fam, "from_model": ms.models["model"].iloc[i],
-                         "to_model": ms.models["model"].iloc[j], "diff": float(diff), "se": se,
+            rows.append({"family": fam, "from_model": names[i],
+                         "to_model": names[j], "diff": float(diff), "se": se,
                          "ci_lower": diff - zq * se, "ci_upper": diff + zq * se, "p_value": p})
         if ps:
             for r, pa in zip(rows[len(rows) - len(ps):], adjust_p(ps, "holm")):

@@ -11,14 +11,14 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 from scipy.optimize import brentq
 from scipy.special import ndtr
 
 from ..bootstrap import as_generator
 from ..curves import design_matrix
 from ..diagnostics import POWER_TARGET
-from ..metareg import ridge
+from ..metareg import eigen_basis
 from ..verdicts import U_MIN_SIZES, U_SHAPES
 from .labels import LabelData
 from .replicates import batched_verdicts
@@ -59,13 +59,26 @@ def _chi2_quantiles(df: int, n_q: int) -> np.ndarray:
 
 def _coef_var(X, V, tau2, a, col):
     """``[(X' (a V + tau^2 I)^-1 X)^-1]_{col,col}`` for an array of ``a`` (via V's eigenvectors)."""
-    lam, Q = np.linalg.eigh(V)
-    lam = np.clip(lam, 0.0, None)
+    lam, Q, jit = _basis(V)
     Xt = Q.T @ X
     a = np.atleast_1d(np.asarray(a, dtype=float))
-    w = 1.0 / (a[:, None] * lam[None, :] + tau2 + ridge(V) + 1e-300)
+    w = 1.0 / (a[:, None] * lam[None, :] + tau2 + jit + 1e-300)
     A = np.einsum("kp,ak,kq->apq", Xt, w, Xt)
     return np.linalg.inv(A)[:, col, col]
+
+
+def _basis(V):
+    """:func:`~scalingfit.metareg.eigen_basis` of ``V``, the last one reused (a power analysis
+    asks for the same covariance a dozen times)."""
+    entry = _BASIS.get("last")
+    if entry is not None and entry[0].shape == V.shape and np.array_equal(entry[0], V):
+        return entry[1]
+    basis = eigen_basis(V)
+    _BASIS["last"] = (np.array(V, dtype=float), basis)    # one tuple: swapped atomically
+    return basis
+
+
+_BASIS: dict = {}
 
 
 def _solve_delta(df, crit, floor, target):
@@ -87,12 +100,12 @@ def _coef_test(d: LabelData, kind: str = "slope", k_models=None):
     if kind == "curvature":
         X = design_matrix("quadratic", d.z, d.groups) if k_models is None else None
         df = k - G - 2
-        return X, G + 1, df, float(stats.t.ppf(1 - d.alpha / 2, max(df, 1)))
+        return X, G + 1, df, float(special.stdtrit(max(df, 1), 1 - d.alpha / 2))
     X = design_matrix("linear", d.z, d.groups) if k_models is None else None
     df = k - G - 1
     two_tests = d.allow_u and n_scales >= U_MIN_SIZES and k - (G + 3) >= 1
     level = d.alpha / 2 if two_tests else d.alpha
-    return X, G, df, float(stats.t.ppf(1 - level / 2, max(df, 1)))
+    return X, G, df, float(special.stdtrit(max(df, 1), 1 - level / 2))
 
 
 def _resid_ss(X, col):
@@ -129,21 +142,37 @@ def examples_for_power(d: LabelData, effect, *, tau2: float, n_examples: float,
     a = np.geomspace(1e4, 1e-6, 201)                 # a = n_now / n: n grows along the grid
     var = _coef_var(X, d.V, tau2, a, col)
     floor = _coef_var(X, d.V, 0.0, a, col) / var if tau2 > 0 else np.ones_like(a)
-    pw = power_at(eff[:, None] / np.sqrt(var)[None, :], df, crit, floor[None, :])
+    sd = np.sqrt(var)
     out = []
-    for e, row in zip(eff, pw):
-        hit = np.flatnonzero(row >= target)
-        if e == 0 or not len(hit):
+    for e in eff:
+        hit = None if e == 0 else _first_crossing(e / sd, df, crit, floor, target)
+        if hit is None:
             out.append(None)
             continue
-        i = hit[0]
+        i, before, at = hit
         if i == 0:
             out.append(1)
             continue
-        f = (target - row[i - 1]) / (row[i] - row[i - 1])
+        f = (target - before) / (at - before)
         log_a = np.log(a[i - 1]) + f * (np.log(a[i]) - np.log(a[i - 1]))
         out.append(int(np.ceil(n_examples / np.exp(log_a))))
     return out if np.ndim(effect) else out[0]
+
+
+def _first_crossing(delta, df, crit, floor, target, block: int = 25):
+    """``(i, power[i - 1], power[i])`` at the first grid point whose :func:`power_at` reaches
+    ``target`` (None if none does). The grid is scanned block by block from its start and each
+    point's power does not depend on the others, so the answer is the whole grid's, bit for
+    bit, with the points after the crossing never computed."""
+    before = np.nan
+    for start in range(0, len(delta), block):
+        pw = power_at(delta[start:start + block], df, crit, floor[start:start + block])
+        hit = np.flatnonzero(pw >= target)
+        if len(hit):
+            j = hit[0]
+            return start + j, (pw[j - 1] if j else before), pw[j]
+        before = pw[-1]
+    return None
 
 
 def u_verdict_power(d: LabelData, params, claim: str, *, tau2: float, n_examples: float,

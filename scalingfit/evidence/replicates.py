@@ -14,10 +14,10 @@ Knapp, G. & Hartung, J. (2003). Statistics in Medicine 22:2693-2710.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+from scipy import special  # t and F tails as scipy.stats computes them, without its checks
 
 from ..curves import design_matrix
-from ..metareg import ridge
+from ..metareg import batched_inv, eigen_basis, gls_rotated, reml_criterion
 from ..verdicts import SHAPES, U_MIN_SIZES, VERDICTS as SHAPE_VERDICTS
 from .labels import LabelData
 
@@ -36,43 +36,6 @@ def _tau2_grid(lam, Y, n=40):
     hi = 10.0 * (spread + mean_v) or 1e-12                # relative: scores may be tiny
     lo = max(1e-4 * mean_v, 1e-10 * hi)
     return np.r_[0.0, np.geomspace(lo, hi, n)]
-
-
-def _inv(A):
-    """Batched inverse; the pseudo-inverse when some matrix is singular (masked by callers)."""
-    try:
-        return np.linalg.inv(A)
-    except np.linalg.LinAlgError:
-        return np.linalg.pinv(A)
-
-
-def _reml_criterion(Yt, Xt, lam, jit, grid):
-    """The REML criterion of every response at every grid value of ``tau^2``: (G, B)."""
-    B, k = Yt.shape
-    p = Xt.shape[-1]
-    w = 1.0 / (lam[None, :] + grid[:, None] + jit)                       # (G, k)
-    if Xt.ndim == 2:
-        # q = y'Wy - rhs' beta, with every product a BLAS matrix product over the grid
-        A = np.einsum("kp,gk,kq->gpq", Xt, w, Xt)
-        Ai = _inv(A)
-        yWy = (Yt * Yt) @ w.T                                              # (B, G)
-        YX = (Yt[:, :, None] * Xt[None, :, :]).transpose(0, 2, 1).reshape(B * p, k)
-        rhs = (YX @ w.T).reshape(B, p, -1).transpose(2, 0, 1)              # (G, B, p)
-        beta = np.einsum("gpq,gbq->gbp", Ai, rhs)
-        q = yWy.T - np.einsum("gbp,gbp->gb", rhs, beta)
-        logdet_x = np.linalg.slogdet(A)[1][:, None]
-    else:
-        A = np.einsum("bkp,gk,bkq->gbpq", Xt, w, Xt)
-        Ai = _inv(A)
-        rhs = np.einsum("bkp,gk,bk->gbp", Xt, w, Yt)
-        beta = np.einsum("gbpq,gbq->gbp", Ai, rhs)
-        fitted = np.einsum("bkp,gbp->gbk", Xt, beta)
-        logdet_x = np.linalg.slogdet(A)[1]
-        r = Yt[None] - fitted
-        q = np.einsum("gbk,gk->gb", r * r, w)
-    logdet = np.sum(np.log(lam[None, :] + grid[:, None] + jit), axis=1)[:, None]
-    nll = logdet + q + logdet_x                                            # (G, B)
-    return np.where(np.isfinite(nll), nll, np.inf)     # singular designs (masked by callers)
 
 
 def _refine_tau2(nll, grid):
@@ -95,39 +58,22 @@ def _refine_tau2(nll, grid):
     return tau2
 
 
-def _gls_at(Yt, Xt, lam, jit, tau2):
-    """GLS of each response at its own ``tau^2``: beta, (X' Sigma^-1 X)^-1, weighted RSS."""
-    wb = 1.0 / (lam[None, :] + tau2[:, None] + jit)                       # (B, k)
-    if Xt.ndim == 2:
-        A = np.einsum("kp,bk,kq->bpq", Xt, wb, Xt)
-        rhs = (Yt * wb) @ Xt
-        Ai = _inv(A)
-        beta = np.einsum("bpq,bq->bp", Ai, rhs)
-        r = Yt - beta @ Xt.T
-    else:
-        A = np.einsum("bkp,bk,bkq->bpq", Xt, wb, Xt)
-        rhs = np.einsum("bkp,bk,bk->bp", Xt, wb, Yt)
-        Ai = _inv(A)
-        beta = np.einsum("bpq,bq->bp", Ai, rhs)
-        r = Yt - np.einsum("bkp,bp->bk", Xt, beta)
-    return beta, Ai, np.einsum("bk,bk->b", r * r, wb)
-
-
 def _reml_fit(Yt, Xt, lam, jit, grid):
     """REML ``tau^2``, GLS and Knapp-Hartung inputs for many responses at once.
 
     ``Yt`` (B, k) and ``Xt`` ((k, p) shared or (B, k, p)) are rotated by the eigenvectors of
     ``V``, so ``Sigma = V + tau^2 I`` is diagonal (``lam + tau^2``). The REML criterion
-    ``logdet Sigma + r' Sigma^-1 r + logdet X' Sigma^-1 X`` (the one :func:`estimate_tau2`
-    minimises) is evaluated on a grid shared by all responses, refined per response by a parabola
+    ``logdet Sigma + r' Sigma^-1 r + logdet X' Sigma^-1 X``
+    (:func:`scalingfit.metareg.reml_criterion`, the one :func:`estimate_tau2` minimises) is
+    evaluated on a grid shared by all responses, refined per response by a parabola
     through the three grid points around its minimum (in log ``tau^2``); the final GLS uses each
     response's own ``tau^2``.
 
     Returns beta (B, p), cov (B, p, p), tau2 (B,), weighted RSS (B,).
     """
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        tau2 = _refine_tau2(_reml_criterion(Yt, Xt, lam, jit, grid), grid)
-        beta, Ai, q = _gls_at(Yt, Xt, lam, jit, tau2)
+        tau2 = _refine_tau2(reml_criterion(Yt, Xt, lam, jit, grid), grid)
+        beta, Ai, q = gls_rotated(Yt, Xt, lam, jit, tau2)
     return beta, Ai, tau2, q
 
 
@@ -141,7 +87,7 @@ def _t_p(est, var, df):
     se = np.sqrt(np.maximum(var, 0.0))
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(se > 0, est / se, np.inf * np.sign(est))
-    p = 2 * stats.t.sf(np.abs(t), np.maximum(df, 1))
+    p = 2 * special.stdtr(np.maximum(df, 1), -np.abs(t))
     return se, t, np.where(np.isfinite(t), p, 0.0)
 
 
@@ -152,26 +98,32 @@ def tost_p(est, se, margin, df):
         return np.ones_like(est)
     df = np.maximum(df, 1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        p_lo = np.where(se > 0, stats.t.sf((est + margin) / se, df), (est <= -margin) * 1.0)
-        p_hi = np.where(se > 0, stats.t.cdf((est - margin) / se, df), (est >= margin) * 1.0)
+        p_lo = np.where(se > 0, special.stdtr(df, -(est + margin) / se), (est <= -margin) * 1.0)
+        p_hi = np.where(se > 0, special.stdtr(df, (est - margin) / se), (est >= margin) * 1.0)
     return np.fmax(p_lo, p_hi)
 
 
 def fit_observed(d: LabelData, X):
     """GLS + REML of the observed scores of ``d`` on design ``X``: (beta, tau^2)."""
-    lam, Q = np.linalg.eigh(d.V)
-    lam = np.clip(lam, 0.0, None)
-    beta, _, tau2, _ = _reml_fit(d.y[None, :] @ Q, Q.T @ X, lam, ridge(d.V),
+    lam, Q, jit = eigen_basis(d.V)
+    beta, _, tau2, _ = _reml_fit(d.y[None, :] @ Q, Q.T @ X, lam, jit,
                                  _tau2_grid(lam, d.y[None, :]))
     return beta[0], float(tau2[0])
 
 
-def _scales_kept(z, keep):
-    """Number of distinct scales among kept models, per replicate (keep: (B, k) bool)."""
+def _scale_onehot(z):
+    """(k, n_scales) float indicator of each model's distinct scale."""
     u, inv = np.unique(z, return_inverse=True)
-    onehot = np.zeros((len(z), len(u)), bool)
-    onehot[np.arange(len(z)), inv] = True
-    return (keep.astype(int) @ onehot.astype(int) > 0).sum(axis=1)
+    onehot = np.zeros((len(z), len(u)))
+    onehot[np.arange(len(z)), inv] = 1.0
+    return onehot
+
+
+def _scales_kept(z, keep, onehot=None):
+    """Number of distinct scales among kept models, per replicate (keep: (B, k) bool); the
+    counts are small whole numbers, exact in the BLAS float product."""
+    onehot = _scale_onehot(z) if onehot is None else onehot
+    return (keep.astype(float) @ onehot > 0).sum(axis=1)
 
 
 # ---------------------------------------------------------------------------- the engine
@@ -185,10 +137,9 @@ class _Replicates:
             drop = np.asarray(drop)
             self.keep[np.arange(self.B)[drop >= 0], drop[drop >= 0]] = False
         self.n_kept = self.keep.sum(axis=1)
-        self.n_scales = _scales_kept(d.z, self.keep)
-        lam, self.Q = np.linalg.eigh(d.V)
-        self.lam = np.clip(lam, 0.0, None)
-        self.jit = ridge(d.V)
+        self.onehot = _scale_onehot(d.z)
+        self.n_scales = _scales_kept(d.z, self.keep, self.onehot)
+        self.lam, self.Q, self.jit = eigen_basis(d.V)
         self.Yt = Y @ self.Q
         self.grid = _tau2_grid(self.lam, Y, n_grid)
         self.dummy = None if drop is None else (~self.keep).astype(float)          # (B, k)
@@ -227,8 +178,8 @@ def _quadratic_step(d, R, G, allow_u):
         bq, cq, _, dfq = R.fit(design_matrix("quadratic", d.z, d.groups))
         est = bq[:, G:G + 2]
         C = cq[:, G:G + 2, G:G + 2]
-        F = np.einsum("bi,bij,bj->b", est, _inv(C), est) / 2
-        p_quad = np.where(allow_u, stats.f.sf(F, 2, np.maximum(dfq, 1)), np.nan)
+        F = np.einsum("bi,bij,bj->b", est, batched_inv(C), est) / 2
+        p_quad = np.where(allow_u, special.fdtrc(2, np.maximum(dfq, 1), F), np.nan)
         bow_p = tost_p(bq[:, G + 1] * (R.z_range / 2) ** 2,
                        np.sqrt(cq[:, G + 1, G + 1]) * (R.z_range / 2) ** 2, d.margin, dfq)
     return p_quad, bow_p
@@ -236,11 +187,12 @@ def _quadratic_step(d, R, G, allow_u):
 
 def _two_lines_ok(d, R, G, allow_u, c):
     z, keep = d.z, R.keep
-    low_scales = _scales_kept(z, keep & (z <= c)[None, :])
-    high_scales = _scales_kept(z, keep & (z > c)[None, :])
+    oh = R.onehot
+    low_scales = _scales_kept(z, keep & (z <= c)[None, :], oh)
+    high_scales = _scales_kept(z, keep & (z > c)[None, :], oh)
     at = keep & np.isclose(z, c, rtol=0, atol=1e-12)[None, :]
-    low2 = _scales_kept(z, keep & (z < c)[None, :] & ~at)
-    high2 = _scales_kept(z, keep & ((z > c)[None, :] | at))
+    low2 = _scales_kept(z, keep & (z < c)[None, :] & ~at, oh)
+    high2 = _scales_kept(z, keep & ((z > c)[None, :] | at), oh)
     tl_ok = allow_u & (low_scales >= 2) & (high_scales >= 2) & (low2 >= 2) & (high2 >= 2)
     tl_ok &= R.n_kept - (G + 3) >= 1
     return tl_ok

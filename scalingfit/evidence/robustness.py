@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from ..bootstrap import replicate_scores
 from ..curves import design_matrix
@@ -30,21 +30,27 @@ def influence_table(result, ms, labels=None) -> pd.DataFrame:
     models remain), ``shape_full``, ``changed``, ``slope``, ``ci_lower``, ``ci_upper``.
     """
     cl = result.meta["confidence_level"]
-    frames = []
+    cols = {c: [] for c in ("label", "dropped", "family", "x", "largest", "shape", "shape_full",
+                            "changed", "slope", "ci_lower", "ci_upper")}
+    models = ms.models
     for label in labels or result.analyses:
         d = label_data(result, ms, label)
         o = batched_verdicts(d, np.repeat(d.y[None, :], d.k, axis=0), drop=np.arange(d.k))
-        m = ms.models.iloc[d.idx]
-        largest = m["x"].to_numpy() == m.groupby("family")["x"].transform("max").to_numpy()
+        fam = models["family"].to_numpy()[d.idx]
+        x = models["x"].to_numpy()[d.idx]
+        codes, uniques = pd.factorize(fam)
+        top = np.full(len(uniques), -np.inf)
+        np.maximum.at(top, codes, x)                     # the largest size of each family
         df = np.maximum(d.k - 1 - d.n_groups - 1, 1)
-        t = stats.t.ppf(0.5 + cl / 2, df)
-        frames.append(pd.DataFrame({
-            "label": label, "dropped": m["model"].to_numpy(), "family": m["family"].to_numpy(),
-            "x": m["x"].to_numpy(), "largest": largest, "shape": o["verdict"],
-            "shape_full": d.verdict, "changed": (o["verdict"] != d.verdict)
-            & (o["verdict"] != "untestable"), "slope": o["slope"],
-            "ci_lower": o["slope"] - t * o["se"], "ci_upper": o["slope"] + t * o["se"]}))
-    return pd.concat(frames, ignore_index=True)
+        t = special.stdtrit(df, 0.5 + cl / 2)
+        for c, v in (("label", [label] * d.k), ("dropped", models["model"].to_numpy()[d.idx]),
+                     ("family", fam), ("x", x), ("largest", x == top[codes]),
+                     ("shape", o["verdict"]), ("shape_full", [d.verdict] * d.k),
+                     ("changed", (o["verdict"] != d.verdict) & (o["verdict"] != "untestable")),
+                     ("slope", o["slope"]), ("ci_lower", o["slope"] - t * o["se"]),
+                     ("ci_upper", o["slope"] + t * o["se"])):
+            cols[c].append(np.asarray(v))
+    return pd.DataFrame({c: np.concatenate(v) for c, v in cols.items()})
 
 
 def reference_fit(a):

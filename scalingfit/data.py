@@ -84,8 +84,7 @@ def _check_finite(df: pd.DataFrame, columns) -> None:
                 "fitted. Clip or drop those rows before fitting.")
 
 
-#: scores and standard errors at or above this overflow when squared into covariances
-_MAX_MAGNITUDE = 1e100
+_MAX_MAGNITUDE = 1e100   # scores / SEs at or above this overflow when squared (covariances)
 
 
 def _check_magnitude(df: pd.DataFrame, columns) -> None:

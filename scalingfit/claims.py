@@ -35,7 +35,8 @@ from .data import load_results, model_scores
 from .evidence import (NoiseEvidence, claim_p, evidence_for_claim, generality_table,
                        label_data)
 from .exceptions import DataValidationError, OptionError
-from .fit import bootstrap_stage, fit_trend
+from .fit import fit_trend, run_bootstrap
+from .options import BayesOptions, FitOptions, LoadOptions, split_options
 from .results import jsonable
 from .verdicts import CLAIMS, SHAPES, TREND_SHAPES, U_MIN_SIZES, check_claim_name
 
@@ -409,12 +410,6 @@ def claim_checks(result, ms, claim, evidence=None, *, alpha=None, min_stability:
 
 
 # ---------------------------------------------------------------------------- check_claim
-#: fit_trend options the bootstrap engine takes (the rest go to the Bayesian engine)
-_BOOTSTRAP_OPTIONS = ("x", "flat_margin", "shapes", "higher_is_better", "proportion", "chance")
-#: options of load_results that check_claim takes among its keywords
-_LOAD_OPTIONS = ("task", "metric", "higher_is_better", "format", "proportion")
-
-
 def _validate(results, claim, alpha, min_stability, fit_kwargs, effect=None):
     check_claim_name(claim)
     if effect is not None and not (isinstance(effect, numbers.Real) and not isinstance(
@@ -438,7 +433,7 @@ def _validate(results, claim, alpha, min_stability, fit_kwargs, effect=None):
 
 def _load(results, claim, fit_kwargs):
     """The validated table, its model scores, and the fit options with the scale direction."""
-    load_kw = {k: fit_kwargs[k] for k in _LOAD_OPTIONS if k in fit_kwargs}
+    load_kw = {k: fit_kwargs[k] for k in LoadOptions.names() if k in fit_kwargs}
     fit_kwargs = {k: v for k, v in fit_kwargs.items() if k not in load_kw}
     table = load_results(results, **load_kw)
     fit_kwargs["higher_is_better"] = table.attrs["scalingfit"]["higher_is_better"]
@@ -460,13 +455,14 @@ def _fit(table, claim, *, n_boot, alpha, rng, fit_kwargs):
     if fit_kwargs.get("method") == "bayes":
         # the checks are frequentist: they run on the bootstrap engine's fit, the one the
         # Bayesian fit starts from (fitted once); only the significance row is Bayesian
-        bayes_kw = {k: v for k, v in fit_kwargs.items()
-                    if k not in _BOOTSTRAP_OPTIONS and k != "method"}
+        given = {k: v for k, v in fit_kwargs.items() if k != "method"}
+        load_kw, fit_kw, bayes_kw = split_options(given, LoadOptions, FitOptions, BayesOptions,
+                                                  where="check_claim")
         fit_gen, fit_seed = as_generator(rng)
-        _, ms_fit, result = bootstrap_stage(
-            table, fit_gen, fit_seed, n_boot=n_boot, confidence_level=1 - alpha,
-            **{k: v for k, v in fit_kwargs.items() if k in _BOOTSTRAP_OPTIONS})
-        bayes = fit_bayes(table, ms_fit, result, rng=fit_gen, **bayes_kw)
+        _, ms_fit, result = run_bootstrap(
+            table, fit_gen, fit_seed, load=LoadOptions(**load_kw),
+            options=FitOptions(n_boot=n_boot, confidence_level=1 - alpha, **fit_kw))
+        bayes = fit_bayes(table, ms_fit, result, rng=fit_gen, options=BayesOptions(**bayes_kw))
     else:
         result = fit_trend(table, n_boot=n_boot, confidence_level=1 - alpha, rng=rng,
                            **fit_kwargs)

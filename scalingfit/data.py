@@ -55,9 +55,6 @@ def _val(v):
     return v.item() if hasattr(v, "item") else v
 
 
-_read_path = read_path   # the old private name (the report reads raw tables through it)
-
-
 def _require(df: pd.DataFrame, columns, hint: str) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:

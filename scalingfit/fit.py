@@ -18,7 +18,7 @@ from .shapes import ShapeAnalysis, analyse_shape, default_flat_margin
 from .evidence import add_noise_diagnostics
 from .verdicts import MIN_SIZES, U_MIN_SIZES, U_SHAPES, VERDICTS
 
-__all__ = ["fit_trend", "analyse", "run_bootstrap", "bootstrap_stage", "default_flat_margin",
+__all__ = ["fit_trend", "analyse", "run_bootstrap", "default_flat_margin",
            "degenerate_families", "pooled_index"]
 
 
@@ -255,17 +255,6 @@ def run_bootstrap(results, generator, seed, *, load: LoadOptions, options: FitOp
     result = TrendResult.from_analyses(ms, analyses, boot, meta)
     result = _add_noise(result, ms, generator, table=table, chance=options.chance)
     return table, ms, _record_options(result, load, options, None)
-
-
-def bootstrap_stage(results, generator, seed, *, x="n_params", n_boot=2000,
-                    confidence_level=0.95, flat_margin=None, shapes="auto", task=None,
-                    metric=None, higher_is_better=None, proportion=None, chance=None):
-    """:func:`run_bootstrap` with the options as keywords (as :func:`fit_trend` takes them)."""
-    opts = FitOptions(x=x, n_boot=n_boot, confidence_level=confidence_level,
-                      flat_margin=flat_margin, shapes=shapes, chance=chance)
-    load = LoadOptions(task=task, metric=metric, higher_is_better=higher_is_better,
-                       proportion=proportion)
-    return run_bootstrap(results, generator, seed, load=load, options=opts)
 
 
 def _record_options(result, load, opts, bayes):

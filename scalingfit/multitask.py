@@ -17,12 +17,12 @@ import pandas as pd
 from .assessment import assess
 from .blocks import Num, Table
 from .bootstrap import as_generator
-from .data import _read_path
 from .documents import figures, task_blocks
 from .engines import engine_view
 from .exceptions import ScalingFitError
 from .fit import fit_trend
 from .multitest import adjust_p
+from .readers import read_path
 from .repro import call_options, repro_blocks
 from .verdicts import check_claim_name
 from .wording import fmt
@@ -36,7 +36,7 @@ def read_raw(results, fmt=None) -> pd.DataFrame:
     :func:`scalingfit.load_results` chooses one task and metric."""
     if isinstance(results, pd.DataFrame):
         return results.copy()
-    return _read_path(Path(results), fmt)
+    return read_path(Path(results), fmt)
 
 
 def task_groups(table: pd.DataFrame, *, task=None, metric=None) -> list:

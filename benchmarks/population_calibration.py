@@ -97,9 +97,10 @@ def one(df, beta):
     pv = population_verdict(an, flat_margin=margin, reference="hksj")
     out["hksj"], out["trunc"] = pv.verdict, population_verdict(
         an, flat_margin=margin, reference="hksj_trunc").verdict
+    out["ols"] = population_verdict(an, flat_margin=margin, reference="ols").verdict
     est = [an[f].slope[0] for f in fams]
     var = [an[f].slope[1] ** 2 for f in fams]
-    for ref in ("hksj", "hksj_trunc", "z"):
+    for ref in ("ols", "hksj", "hksj_trunc", "z"):
         r = random_effects(est, var, reference=ref)
         out[f"cov_{ref}"] = r.ci_lower <= beta <= r.ci_upper
     tf = pv.these_families
@@ -108,24 +109,26 @@ def one(df, beta):
     return out
 
 
-def run_cell(F, M, het, truth, form, reps):
+def run_cell(F, M, het, truth, form, reps, start=0):
+    """Counts of one cell over replicates ``start .. reps - 1`` (each seeded from the cell and
+    its index, so a cell run to 140 and extended to 480 equals one run to 480)."""
     warnings.simplefilter("ignore")
     key = f"{SEED}/{F}/{M}/{het}/{truth}/{form}"
     beta = TRUTH[truth]
     rows = []
     t0 = time.perf_counter()
-    for rep in range(reps):
+    for rep in range(start, reps):
         rng = np.random.default_rng([zlib.crc32(key.encode()), rep])
         rows.append(one(simulate(F, M, het, truth, form, rng), beta))
     d = pd.DataFrame(rows)
     rec = {"families": F, "models": M, "heterogeneity": het, "het_sd": HET[het], "truth": truth,
-           "input": form, "reps": reps, "seed": SEED}
-    for eng in ("pooled", "hksj", "trunc"):
+           "input": form, "reps": reps - start, "seed": SEED}
+    for eng in ("pooled", "ols", "hksj", "trunc"):
         rec[f"n_trend_{eng}"] = int(d[eng].isin(TRENDS).sum())
         rec[f"n_inverse_{eng}"] = int((d[eng] == "inverse").sum())
         rec[f"n_flat_{eng}"] = int((d[eng] == "flat").sum())
         rec[f"n_mixed_{eng}"] = int((d[eng] == "mixed").sum())
-    for c in ("cov_hksj", "cov_hksj_trunc", "cov_z", "cov_common"):
+    for c in ("cov_ols", "cov_hksj", "cov_hksj_trunc", "cov_z", "cov_common"):
         rec[f"n_{c}"] = int(d[c].sum())
     rec["n_het_sig"] = int(d["het_sig"].sum())
     rec["seconds"] = round(time.perf_counter() - t0, 1)
@@ -192,6 +195,37 @@ def write_section(cells: pd.DataFrame, doc: Path = DOC):
     print(f"wrote {doc}")
 
 
+def near_bound(r) -> bool:
+    """A cell whose rate's two-SE band reaches a bound of the issue: a population false-positive
+    rate near 5% (null cells), or a coverage band reaching below 93% or above 97%."""
+    def band(n):
+        p = n / r.reps
+        se = max(np.sqrt(p * (1 - p) / r.reps), 1 / r.reps)
+        return p - 2 * se, p + 2 * se
+    lo_c, hi_c = band(r.n_cov_hksj)
+    near = lo_c < 0.93 or hi_c > 0.97
+    if r.truth == "null":
+        near = near or band(r.n_trend_hksj)[1] >= 0.05
+    return near
+
+
+def extend(done: pd.DataFrame, to: int, out: Path) -> pd.DataFrame:
+    """Run the near-bound cells on to ``to`` replicates, adding their counts in place."""
+    counts = [c for c in done.columns if c.startswith("n_")]
+    for i, r in done.iterrows():
+        if r.reps >= to or not near_bound(r):
+            continue
+        rec = run_cell(r.families, r.models, r.heterogeneity, r.truth, r.input, to,
+                       start=int(r.reps))
+        print("extended", rec, flush=True)
+        for c in counts + ["reps", "seconds"]:
+            done.loc[i, c] = done.loc[i, c] + rec[c]
+        done.loc[i, "date"] = rec["date"] if str(r.date) == rec["date"] else \
+            f"{r.date}+{rec['date']}"
+        done.to_csv(out, index=False)
+    return done
+
+
 def grid(a):
     cells = []
     for form in a.inputs:
@@ -217,7 +251,13 @@ def main(argv=None):
     p.add_argument("--out", default=str(CSV))
     p.add_argument("--render-only", action="store_true",
                    help="re-render the docs/calibration.md section from the CSV")
+    p.add_argument("--extend-to", type=int, default=None,
+                   help="run the cells near a bound (see near_bound) on to this many "
+                        "replicates instead of running new cells")
     a = p.parse_args(argv)
+    if a.extend_to:
+        extend(read_cells(Path(a.out)), a.extend_to, Path(a.out))
+        return
     if a.render_only:
         write_section(read_cells(Path(a.out)))
         return

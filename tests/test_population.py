@@ -114,7 +114,7 @@ def test_bad_inputs_name_the_problem():
         "sampling error (a floor or ceiling).")
     with pytest.raises(DataValidationError) as err:
         random_effects([0.1, 0.2], [0.01, 0.02], reference="kh")
-    assert str(err.value) == "reference must be one of ['hksj', 'hksj_trunc', 'z']; got 'kh'."
+    assert str(err.value) == "reference must be one of ['ols', 'hksj', 'hksj_trunc', 'z']; got 'kh'."
 
 
 def test_simulation_core_fpr_and_coverage():
@@ -203,3 +203,21 @@ def test_common_origin_reexpression_matches_a_refit():
     d = a.z_center - origin
     assert refit.params[-2] == pytest.approx(b - 2 * q * d, rel=1e-6, abs=1e-10)
     assert refit.params[-1] == pytest.approx(q, rel=1e-6)
+
+
+def test_ols_reference_is_the_one_sample_t_test_of_the_family_slopes():
+    """reference='ols' (summary statistics) is scipy's one-sample t test on the estimates,
+    whatever their variances: the closed form it must equal."""
+    from scipy import stats as _stats
+
+    from scalingfit.population import random_effects as _re
+
+    b = [0.12, -0.03, 0.07, 0.01]
+    v = [0.0004, 0.01, 0.002, 0.0009]
+    r = _re(b, v, reference="ols")
+    t = _stats.ttest_1samp(b, 0.0)
+    assert r.estimate == pytest.approx(sum(b) / 4, rel=1e-12)
+    assert r.p_value == pytest.approx(t.pvalue, rel=1e-10)
+    assert r.df == 3
+    ci = t.confidence_interval(0.95)
+    assert (r.ci_lower, r.ci_upper) == pytest.approx((ci.low, ci.high), rel=1e-10)

@@ -17,7 +17,7 @@ from ..exceptions import DataValidationError
 __all__ = ["RandomEffects", "random_effects", "families_needed", "REFERENCES", "NO_POPULATION"]
 
 #: small-sample references of :func:`random_effects`
-REFERENCES = ("hksj", "hksj_trunc", "z")
+REFERENCES = ("ols", "hksj", "hksj_trunc", "z")
 #: the note of every population quantity computed from one family
 NO_POPULATION = ("no population inference with one family: a between-family spread cannot be "
                  "estimated from one family; evaluate at least 2 (better 4 or more) families")
@@ -180,7 +180,11 @@ def random_effects(estimates, variances, *, method: str = "REML", reference: str
         Their sampling variances (treated as known, as two-stage meta-analysis does).
     method : {'REML', 'DL'}
         Estimator of the between-family variance ``tau^2``.
-    reference : {'hksj', 'hksj_trunc', 'z'}
+    reference : {'ols', 'hksj', 'hksj_trunc', 'z'}
+        ``'ols'``: the summary-statistics test (Holmes & Friston 1998; Mumford & Nichols
+        2009): the unweighted mean of the ``b_f``, ``SE = sd(b) / sqrt(F)`` and t(F-1) --
+        exact for exchangeable families of equal precision whatever ``tau^2``, and it does
+        not lean on the stage-1 variances, which rest on few models' residual df;
         ``'hksj'``: Hartung-Knapp-Sidik-Jonkman, variance ``q_HK / sum w`` and t(F-1);
         ``'hksj_trunc'``: the same with ``max(1, q_HK)`` (never narrower than the Wald
         interval; Rover et al. 2015); ``'z'``: the Wald interval ``1 / sum w`` with a normal
@@ -217,8 +221,11 @@ def random_effects(estimates, variances, *, method: str = "REML", reference: str
     w = 1 / (v + tau2)
     mu = float(np.sum(w * y) / np.sum(w))
     q_hk = float(np.sum(w * (y - mu) ** 2) / (k - 1))
-    scale = {"hksj": q_hk, "hksj_trunc": max(1.0, q_hk), "z": 1.0}[reference]
-    se = float(np.sqrt(scale / np.sum(w)))
+    if reference == "ols":
+        mu, se = float(np.mean(y)), float(np.std(y, ddof=1) / np.sqrt(k))
+    else:
+        scale = {"hksj": q_hk, "hksj_trunc": max(1.0, q_hk), "z": 1.0}[reference]
+        se = float(np.sqrt(scale / np.sum(w)))
     df = float("inf") if reference == "z" else float(k - 1)
     t = mu / se if se > 0 else float(np.inf * np.sign(mu))
     p = float(2 * stats.t.sf(abs(t), df)) if np.isfinite(t) else 0.0

@@ -208,14 +208,10 @@ def test_common_origin_reexpression_matches_a_refit():
 def test_ols_reference_is_the_one_sample_t_test_of_the_family_slopes():
     """reference='ols' (summary statistics) is scipy's one-sample t test on the estimates,
     whatever their variances: the closed form it must equal."""
-    from scipy import stats as _stats
-
-    from scalingfit.population import random_effects as _re
-
     b = [0.12, -0.03, 0.07, 0.01]
     v = [0.0004, 0.01, 0.002, 0.0009]
-    r = _re(b, v, reference="ols")
-    t = _stats.ttest_1samp(b, 0.0)
+    r = random_effects(b, v, reference="ols")
+    t = stats.ttest_1samp(b, 0.0)
     assert r.estimate == pytest.approx(sum(b) / 4, rel=1e-12)
     assert r.p_value == pytest.approx(t.pvalue, rel=1e-10)
     assert r.df == 3
